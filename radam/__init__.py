@@ -1,0 +1,11 @@
+"""radam: Rectified Adam (Liu et al., ICLR 2020), its theory, and the book that explains it.
+
+* :mod:`radam.theory` holds the paper's quantities (rho_t, the rectification term r_t, ...) as numpy functions.
+* :mod:`radam.book` holds the helpers the book's notebooks share (setup, plotting style, glue).
+"""
+
+from radam import theory
+
+__version__ = "0.1.0"
+
+__all__ = ["theory", "__version__"]
