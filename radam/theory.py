@@ -15,10 +15,21 @@ returns instead, in its docstring.
 
 from __future__ import annotations
 
+from math import comb
+
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.special import bernoulli, gammaln
 
-__all__ = ["rho_inf", "rho_t", "r_t", "first_adaptive_step"]
+__all__ = [
+    "rho_inf",
+    "rho_t",
+    "r_t",
+    "r_t_exact",
+    "first_adaptive_step",
+    "variance_psi_exact",
+    "variance_psi_approx",
+]
 
 
 def _check_beta2(beta2: ArrayLike) -> np.ndarray:
@@ -115,3 +126,93 @@ def first_adaptive_step(beta2: ArrayLike, threshold: float = 4.0) -> np.ndarray:
                 lo = mid
         steps[i] = hi
     return steps.reshape(np.shape(beta2))
+
+
+def _check_dof(rho: ArrayLike, minimum: float) -> np.ndarray:
+    rho = np.asarray(rho, dtype=np.float64)
+    if np.any(rho <= minimum):
+        raise ValueError(f"the degrees of freedom rho must exceed {minimum:g} here, got {rho}")
+    return rho
+
+
+# Coefficients of the large-x expansion of log(Gamma(x - 1/2) / Gamma(x)) + log(x)/2, from Bernoulli polynomials:
+# log Gamma(x+a)/Gamma(x+b) = (a-b) log x + sum_n (-1)^(n+1) [B_{n+1}(a) - B_{n+1}(b)] / (n (n+1) x^n).
+def _bernoulli_polynomial(n: int, x: float) -> float:
+    numbers = bernoulli(n)
+    return float(sum(comb(n, k) * numbers[k] * x ** (n - k) for k in range(n + 1)))
+
+
+_LOG_GAMMA_RATIO_TERMS = 12
+_LOG_GAMMA_RATIO_COEFFS = np.array(
+    [
+        (-1) ** (n + 1) * (_bernoulli_polynomial(n + 1, -0.5) - _bernoulli_polynomial(n + 1, 0.0)) / (n * (n + 1))
+        for n in range(1, _LOG_GAMMA_RATIO_TERMS + 1)
+    ]
+)
+_ASYMPTOTIC_FROM = 10.0  # x = rho/2 from which the series is used (truncation error there about 1e-13, relative)
+
+
+def _log_q(rho: np.ndarray) -> np.ndarray:
+    """log of q = (rho/2 - 1) Gamma((rho-1)/2)^2 / Gamma(rho/2)^2, accurate even when q is within 1e-7 of 1."""
+    x = rho / 2.0
+    direct = np.log(np.maximum(x - 1.0, 1e-300)) + 2.0 * (gammaln(np.maximum(x - 0.5, 1e-300)) - gammaln(x))
+    inv_x = 1.0 / np.maximum(x, _ASYMPTOTIC_FROM)
+    series = np.polynomial.polynomial.polyval(inv_x, np.concatenate([[0.0], _LOG_GAMMA_RATIO_COEFFS]))
+    asymptotic = np.log1p(-inv_x) + 2.0 * series
+    return np.where(x >= _ASYMPTOTIC_FROM, asymptotic, direct)
+
+
+def variance_psi_exact(rho: ArrayLike, sigma: ArrayLike = 1.0) -> np.ndarray:
+    r"""The exact variance of the adaptive learning rate psi when psi^2 ~ Scale-inv-chi^2(rho, 1/sigma^2).
+
+    With :math:`\psi^2 = \rho / (\sigma^2 X)`, :math:`X \sim \chi^2_\rho`, the moments
+    :math:`E[\psi^2] = \rho / ((\rho-2)\sigma^2)` and
+    :math:`E[\psi] = \sqrt{\rho}\,\Gamma(\tfrac{\rho-1}{2}) / (\sqrt{2}\,\sigma\,\Gamma(\tfrac{\rho}{2}))`
+    (the paper's Eqs. 6 and 7) give
+
+    .. math:: \operatorname{Var}[\psi] = \frac{1}{\sigma^2}\left(\frac{\rho}{\rho-2}
+              - \frac{\rho}{2}\,\frac{\Gamma(\frac{\rho-1}{2})^2}{\Gamma(\frac{\rho}{2})^2}\right)
+              = \frac{\rho}{(\rho-2)\,\sigma^2}\,(1 - q), \qquad
+              q = \left(\frac{\rho}{2}-1\right)\frac{\Gamma(\frac{\rho-1}{2})^2}{\Gamma(\frac{\rho}{2})^2}.
+
+    Finite for every ``rho > 2`` (``ValueError`` otherwise). The two terms in brackets agree to about
+    ``log10(rho)`` digits, so the difference is computed as ``-expm1(log q)``, with ``log q`` from log-gamma for
+    moderate ``rho`` and from its asymptotic (Bernoulli-polynomial) series for ``rho >= 20``: a relative error below 1e-12
+    (checked against 50-digit arithmetic) from ``rho`` just above 2 up to ``rho = 1e6`` and beyond.
+    """
+    rho = _check_dof(rho, 2.0)
+    sigma = np.asarray(sigma, dtype=np.float64)
+    return rho / ((rho - 2.0) * sigma**2) * -np.expm1(_log_q(rho))
+
+
+def variance_psi_approx(rho: ArrayLike, sigma: ArrayLike = 1.0) -> np.ndarray:
+    r"""The paper's first-order (delta-method) approximation of Var[psi] (its Eq. 5), finite for ``rho > 4``.
+
+    .. math:: \operatorname{Var}[\psi] \approx \frac{\operatorname{Var}[\psi^2]}{4\,E[\psi^2]}
+              = \frac{\rho}{2(\rho-2)(\rho-4)\,\sigma^2}
+    """
+    rho = _check_dof(rho, 4.0)
+    sigma = np.asarray(sigma, dtype=np.float64)
+    return rho / (2.0 * (rho - 2.0) * (rho - 4.0) * sigma**2)
+
+
+def r_t_exact(t: ArrayLike, beta2: ArrayLike, threshold: float = 4.0) -> np.ndarray:
+    r"""The rectification term from the exact variance of psi instead of the paper's first-order approximation.
+
+    .. math:: r_t^{\text{exact}} = \sqrt{\frac{\operatorname{Var}[\psi]\,|_{\rho_\infty}}
+              {\operatorname{Var}[\psi]\,|_{\rho_t}}} \quad\text{if } \rho_t > \text{threshold},
+              \qquad 0 \text{ otherwise,}
+
+    with :func:`variance_psi_exact` for both variances (sigma cancels). The exact variance is finite for
+    ``rho > 2``, so ``threshold`` may be as low as 2; returns 0 at or below the threshold (no adaptive step) and
+    wherever ``rho_inf`` itself does not exceed the threshold. Tends to :func:`r_t` as ``rho_t`` grows.
+    """
+    if threshold < 2.0:
+        raise ValueError(f"threshold must be at least 2 (the exact variance is infinite below), got {threshold}")
+    rho = rho_t(t, beta2)
+    rho_max = rho_inf(beta2)
+    adaptive = (rho > threshold) & (rho_max > threshold)
+    safe_rho = np.where(adaptive, rho, 5.0)
+    safe_max = np.where(adaptive, rho_max, 5.0)
+    ratio = variance_psi_exact(safe_max) / variance_psi_exact(safe_rho)
+    return np.where(adaptive, np.sqrt(ratio), 0.0)
