@@ -1,0 +1,229 @@
+"""The Triton kernel of the fused RAdam step (imported by :mod:`radam.fused` on first use, never at package import).
+
+How the kernel works is explained in :mod:`radam.fused`; this file holds only the kernel, so that the package's other
+modules never need Triton. The host side builds one int64 *plan* tensor per launch:
+
+=============================  ==========================================================================
+``plan[r * n_tensors + i]``    row ``r`` of the pointer table: the address of tensor ``i`` of list ``r``
+                               (rows :data:`PARAM`, :data:`GRAD`, :data:`EXP_AVG`, :data:`EXP_AVG_SQ`,
+                               :data:`STEP`, and :data:`MAX_EXP_AVG_SQ` when amsgrad)
+``plan[N_ROWS * n + i]``       the number of elements of tensor ``i``
+``plan[(N_ROWS+1) * n + b]``   the tensor that program ``b`` updates
+``plan[(N_ROWS+1) * n + B + b]``  which chunk of ``BLOCK`` elements of that tensor program ``b`` updates
+=============================  ==========================================================================
+
+where ``N_ROWS`` is :data:`N_ROWS_AMSGRAD` or :data:`N_ROWS_PLAIN`, ``n`` the number of tensors and ``B`` the
+number of programs.
+"""
+
+import triton
+import triton.language as tl
+
+# Rows of the pointer table.
+PARAM, GRAD, EXP_AVG, EXP_AVG_SQ, STEP, MAX_EXP_AVG_SQ = range(6)
+N_ROWS_PLAIN = 5
+N_ROWS_AMSGRAD = 6
+# Number of coefficients of the power series of log q (see radam.fused._log_q_series).
+N_SERIES = 16
+# The exact variance of psi uses the series once x = rho/2 is at least this (below, x is shifted up first).
+SERIES_FROM = 10.0
+MAX_SHIFTS = 10  # x > 1 whenever the variance is evaluated, so ten unit shifts always reach SERIES_FROM
+
+
+def radam_step_kernel(
+    plan,  # int64 plan tensor, laid out as in the module docstring
+    n_tensors,
+    n_programs,
+    counter,  # int32[1], zero between launches: counts finished programs to find the last one
+    series,  # float64[N_SERIES]: coefficients d_1..d_N of log q(y) = sum_n d_n y^-n
+    lr: tl.float64,
+    lr_ptr,  # a 1-element tensor holding lr when LR_IS_TENSOR (otherwise any tensor, unused)
+    beta1: tl.float64,
+    beta2: tl.float64,
+    eps: tl.float64,
+    weight_decay: tl.float64,
+    threshold: tl.float64,
+    PARAM_DTYPE: tl.constexpr,  # dtype of params and grads
+    STATE_DTYPE: tl.constexpr,  # dtype of exp_avg, exp_avg_sq, max_exp_avg_sq: the arithmetic's dtype
+    STEP_DTYPE: tl.constexpr,
+    N_ROWS: tl.constexpr,
+    AMSGRAD: tl.constexpr,
+    MAXIMIZE: tl.constexpr,
+    WEIGHT_DECAY: tl.constexpr,  # weight_decay != 0
+    DECOUPLED: tl.constexpr,
+    DEGENERATE_SGD: tl.constexpr,  # False: "skip"
+    EXACT: tl.constexpr,  # rectifier "exact" (else "paper")
+    LR_IS_TENSOR: tl.constexpr,
+    ALIGNED: tl.constexpr,  # every address is a multiple of 16 bytes: lets the compiler use 16-byte accesses
+    BLOCK: tl.constexpr,
+    STEP_BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0)
+
+    # ---- 1. Which tensor and which chunk of it this program updates, and where that tensor's lists live. ----
+    block_base = plan + (N_ROWS + 1) * n_tensors
+    tensor = tl.load(block_base + pid).to(tl.int64)
+    chunk = tl.load(block_base + n_programs + pid)
+    numel = tl.load(plan + N_ROWS * n_tensors + tensor)
+    param_addr = tl.load(plan + PARAM * n_tensors + tensor)
+    grad_addr = tl.load(plan + GRAD * n_tensors + tensor)
+    exp_avg_addr = tl.load(plan + EXP_AVG * n_tensors + tensor)
+    exp_avg_sq_addr = tl.load(plan + EXP_AVG_SQ * n_tensors + tensor)
+    step_addr = tl.load(plan + STEP * n_tensors + tensor)
+    if ALIGNED:
+        param_addr = tl.multiple_of(param_addr, 16)
+        grad_addr = tl.multiple_of(grad_addr, 16)
+        exp_avg_addr = tl.multiple_of(exp_avg_addr, 16)
+        exp_avg_sq_addr = tl.multiple_of(exp_avg_sq_addr, 16)
+    param_ptr = param_addr.to(tl.pointer_type(PARAM_DTYPE))
+    grad_ptr = grad_addr.to(tl.pointer_type(PARAM_DTYPE))
+    exp_avg_ptr = exp_avg_addr.to(tl.pointer_type(STATE_DTYPE))
+    exp_avg_sq_ptr = exp_avg_sq_addr.to(tl.pointer_type(STATE_DTYPE))
+    step_ptr = step_addr.to(tl.pointer_type(STEP_DTYPE))
+
+    # ---- 2. The step's scalars, in float64, from this tensor's step count (the same in every program). ----
+    # (Float arguments arrive as float64 scalars on the GPU, as Python floats in the interpreter: unify.)
+    one = tl.full([], 1.0, tl.float64)
+    lr = tl.full([], lr, tl.float64)
+    beta1 = tl.full([], beta1, tl.float64)
+    beta2 = tl.full([], beta2, tl.float64)
+    eps = tl.full([], eps, tl.float64)
+    weight_decay = tl.full([], weight_decay, tl.float64)
+    threshold = tl.full([], threshold, tl.float64)
+    t = tl.load(step_ptr).to(tl.float64) + one  # the step being taken; the count itself is written at the end
+    if LR_IS_TENSOR:
+        lr = tl.load(lr_ptr).to(tl.float64)
+    # beta1**t and beta2**t by binary exponentiation: only multiplications, no exp/log.
+    beta1_t = one
+    beta2_t = one
+    base1 = beta1
+    base2 = beta2
+    e = t.to(tl.int64)
+    while e > 0:
+        odd = (e % 2) == 1
+        beta1_t = tl.where(odd, beta1_t * base1, beta1_t)
+        beta2_t = tl.where(odd, beta2_t * base2, beta2_t)
+        base1 = base1 * base1
+        base2 = base2 * base2
+        e = e // 2
+    bias_correction1 = one - beta1_t
+    bias_correction2 = one - beta2_t
+    rho_inf = 2.0 / (one - beta2) - one
+    rho_t = rho_inf - 2.0 * t * beta2_t / bias_correction2
+    adaptive = rho_t > threshold
+    # Where the step is not adaptive, evaluate the rectifier at a harmless stand-in (rho = 5) and ignore it.
+    rho_a = tl.where(adaptive, rho_t, 5.0 * one)
+    rho_b = tl.where(adaptive, rho_inf, 5.0 * one)
+    if EXACT:
+        # r_t^2 = Var[psi](rho_inf) / Var[psi](rho_t), Var[psi](rho) = rho/(rho-2) (1 - q(rho)): both variances at
+        # once, as a 2-vector [rho_t, rho_inf].
+        pair = tl.arange(0, 2)
+        rho = tl.where(pair == 0, rho_a, rho_b)
+        x = rho * 0.5
+        # Shift x up to y >= SERIES_FROM with Gamma(y+1) = y Gamma(y):
+        # Gamma(x-1/2)/Gamma(x) = Gamma(y-1/2)/Gamma(y) * prod_k (x+k)/(x+k-1/2).
+        y = x
+        shift_product = tl.full([2], 1.0, tl.float64)
+        for _ in tl.static_range(MAX_SHIFTS):
+            small = y < SERIES_FROM
+            shift_product = tl.where(small, shift_product * y / (y - 0.5), shift_product)
+            y = tl.where(small, y + 1.0, y)
+        # log q(y) = log(1 - 1/y) + 2 log(Gamma(y-1/2) sqrt(y) / Gamma(y)), a power series in u = 1/y (Horner).
+        u = one / y
+        log_q_y = tl.zeros([2], tl.float64)
+        for k in tl.static_range(N_SERIES):
+            log_q_y = (log_q_y + tl.load(series + (N_SERIES - 1 - k))) * u
+        # expm1(log q(y)) by its Taylor series (|log q(y)| < 0.03 here).
+        expm1_log_q_y = tl.zeros([2], tl.float64)
+        for k in tl.static_range(12):
+            expm1_log_q_y = (expm1_log_q_y + 1.0) * log_q_y / (12 - k)
+        # q(x) = F q(y) with F = (x-1) P^2 / (y-1), so 1 - q(x) = (1 - F) - F expm1(log q(y)); F = 1 without shift.
+        f = (x - 1.0) * shift_product * shift_product / (y - 1.0)
+        variance = rho / (rho - 2.0) * ((one - f) - f * expm1_log_q_y)
+        variance_t = tl.sum(tl.where(pair == 0, variance, 0.0), axis=0)
+        variance_inf = tl.sum(tl.where(pair == 1, variance, 0.0), axis=0)
+        rect = tl.sqrt(variance_inf / variance_t)
+    else:
+        rect = tl.sqrt((rho_a - 4.0) * (rho_a - 2.0) * rho_b / ((rho_b - 4.0) * (rho_b - 2.0) * rho_a))
+    updates = adaptive | DEGENERATE_SGD  # "skip" leaves the parameter alone (decay included) below the threshold
+    # The element-wise arithmetic runs in STATE_DTYPE, with the scalars rounded to it (as torch does).
+    lr_c = lr.to(STATE_DTYPE)
+    rect_c = rect.to(STATE_DTYPE)
+    bias_correction1_c = bias_correction1.to(STATE_DTYPE)
+    sqrt_bias_correction2_c = tl.sqrt(bias_correction2).to(STATE_DTYPE)
+    eps_c = eps.to(STATE_DTYPE)
+    weight_decay_c = weight_decay.to(STATE_DTYPE)
+    decay_c = tl.where(updates, one - lr * weight_decay, one).to(STATE_DTYPE)
+    lerp_weight = (one - beta1).to(STATE_DTYPE)
+    one_minus_lerp_weight = 1.0 - lerp_weight
+    beta2_c = beta2.to(STATE_DTYPE)
+    one_minus_beta2_c = (one - beta2).to(STATE_DTYPE)
+
+    # ---- 3. The element-wise update of this program's chunk. ----
+    offsets = chunk.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < numel
+    param = tl.load(param_ptr + offsets, mask=mask).to(STATE_DTYPE)
+    grad = tl.load(grad_ptr + offsets, mask=mask).to(STATE_DTYPE)
+    exp_avg = tl.load(exp_avg_ptr + offsets, mask=mask)
+    exp_avg_sq = tl.load(exp_avg_sq_ptr + offsets, mask=mask)
+    if MAXIMIZE:
+        grad = -grad
+    if WEIGHT_DECAY:
+        if DECOUPLED:
+            param = param * decay_c
+        else:
+            grad = grad + weight_decay_c * param
+    # exp_avg.lerp_(grad, 1 - beta1), with torch's two-sided formula for the interpolation.
+    small_weight = lerp_weight < 0.5
+    exp_avg = tl.where(
+        small_weight,
+        exp_avg + lerp_weight * (grad - exp_avg),
+        grad - (grad - exp_avg) * one_minus_lerp_weight,
+    )
+    exp_avg_sq = exp_avg_sq * beta2_c + one_minus_beta2_c * grad * grad
+    denominator_sq = exp_avg_sq
+    if AMSGRAD:
+        max_addr = tl.load(plan + MAX_EXP_AVG_SQ * n_tensors + tensor)
+        if ALIGNED:
+            max_addr = tl.multiple_of(max_addr, 16)
+        max_ptr = max_addr.to(tl.pointer_type(STATE_DTYPE))
+        max_exp_avg_sq = tl.maximum(tl.load(max_ptr + offsets, mask=mask), exp_avg_sq)
+        tl.store(max_ptr + offsets, max_exp_avg_sq, mask=mask)
+        denominator_sq = max_exp_avg_sq
+    if STATE_DTYPE == tl.float32:
+        bias_corrected_exp_avg = tl.div_rn(exp_avg, bias_correction1_c)
+        adaptive_lr = tl.div_rn(sqrt_bias_correction2_c, tl.sqrt_rn(denominator_sq) + eps_c)
+    else:
+        bias_corrected_exp_avg = exp_avg / bias_correction1_c
+        adaptive_lr = sqrt_bias_correction2_c / (tl.sqrt(denominator_sq) + eps_c)
+    step_size = bias_corrected_exp_avg * lr_c
+    update = tl.where(adaptive, step_size * adaptive_lr * rect_c, step_size)
+    param = tl.where(updates, param - update, param)
+    tl.store(param_ptr + offsets, param.to(PARAM_DTYPE), mask=mask)
+    tl.store(exp_avg_ptr + offsets, exp_avg, mask=mask)
+    tl.store(exp_avg_sq_ptr + offsets, exp_avg_sq, mask=mask)
+
+    # ---- 4. The last program to finish advances every step count (all programs have read theirs by then). ----
+    tl.debug_barrier()
+    finished_before = tl.atomic_add(counter, 1)
+    if finished_before == n_programs - 1:
+        for start in range(0, n_tensors, STEP_BLOCK):
+            index = start + tl.arange(0, STEP_BLOCK)
+            valid = index < n_tensors
+            steps_ptr = tl.load(plan + STEP * n_tensors + index, mask=valid, other=0).to(
+                tl.pointer_type(STEP_DTYPE)
+            )
+            tl.store(steps_ptr, tl.load(steps_ptr, mask=valid) + 1.0, mask=valid)
+        tl.store(counter, 0)
+
+
+def compiled_kernel():
+    """The kernel compiled for the GPU by Triton's JIT (whatever ``TRITON_INTERPRET`` says)."""
+    return triton.runtime.jit.JITFunction(radam_step_kernel)
+
+
+def interpreted_kernel():
+    """The kernel run by Triton's interpreter on CPU tensors (numpy), for testing without a GPU."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return InterpretedFunction(radam_step_kernel)

@@ -1,0 +1,492 @@
+r"""The fused RAdam step: every parameter of a (device, dtype) group updated by ONE Triton kernel launch.
+
+Why a fused step
+----------------
+An RAdam step reads the parameter :math:`\theta`, the gradient :math:`g` and the two moments :math:`m, v`, and writes
+:math:`\theta, m, v`: 28 bytes per float32 parameter, and almost no arithmetic. Its speed limit is therefore memory
+bandwidth, and the best possible step time is
+
+.. math:: T_{\min} = \frac{28\ \text{bytes} \times N_{\text{params}}}{\text{copy bandwidth}}.
+
+``torch.optim.RAdam`` misses this floor in two ways. Its for-loop path launches about fifteen small kernels per
+tensor, and each kernel makes a full pass over memory (``m / bc1``, ``sqrt(v)``, ``+ eps``, products, ...); its
+foreach path groups the launches over tensors but still makes a pass over memory per operation. A model with
+thousands of small tensors is dominated by launch overhead, a model with large tensors by the extra passes.
+This module does the whole step in one pass and one launch.
+
+How the kernel works
+--------------------
+The kernel (:func:`radam._fused_kernel.radam_step_kernel`) is a *multi-tensor* kernel, like apex's and torch's fused
+Adam: one launch updates a whole list of tensors of different sizes.
+
+1. **A plan on the device.** The host writes, once, an int64 tensor holding a *pointer table* (the addresses of every
+   parameter, gradient, ``exp_avg``, ``exp_avg_sq``, step count, and ``max_exp_avg_sq`` under amsgrad), the number of
+   elements of each tensor, and a *block table*: program ``b`` of the launch updates chunk ``c_b`` (elements
+   ``c_b * BLOCK`` to ``(c_b + 1) * BLOCK - 1``) of tensor ``i_b``. A tensor of ``n`` elements gets
+   :math:`\lceil n / \text{BLOCK} \rceil` programs, so the launch has one program per chunk of the whole list, and
+   the GPU's scheduler spreads them over its multiprocessors.
+2. **Scalars per program.** Each program reads its tensor's step count :math:`t-1` and computes, in float64,
+   :math:`\beta_1^t, \beta_2^t` (by binary exponentiation), the bias corrections, :math:`\rho_t` and the rectifier
+   :math:`r_t`. This is a few hundred scalar operations against ``BLOCK`` elements of memory traffic, so it costs
+   nothing measurable, and it is why the step needs no host synchronisation: the step count and the learning rate
+   (when it is a tensor) live on the device, so the step can be captured in a CUDA graph.
+3. **One pass over memory.** The program loads its chunk of :math:`\theta, g, m, v` (16-byte accesses when the
+   addresses allow), applies the update below in registers, and stores :math:`\theta, m, v` (and :math:`v^{\max}`).
+4. **The step counts.** Every program of tensor :math:`i` needs the *old* count, so no program may increment it
+   while others could still read it. Each program, when done, adds one to a counter with an atomic operation; the
+   program that sees it was last increments every step count and resets the counter to zero for the next launch.
+
+The update, per element, with :math:`\hat m_t = m_t / (1 - \beta_1^t)` (the arithmetic and its order are those of
+``torch.optim.RAdam``'s single-tensor path, so the two agree to rounding):
+
+.. math::
+   g_t &= \pm \nabla_\theta f \;(+\, \lambda \theta_{t-1} \text{ for L2 decay}), \qquad
+   \theta' = \theta_{t-1} (1 - \gamma \lambda) \text{ (decoupled decay, on steps that update)} \\
+   m_t &= m_{t-1} + (1-\beta_1)(g_t - m_{t-1}), \qquad v_t = \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2 \\
+   \theta_t &= \begin{cases}
+     \theta' - \gamma\, r_t\, \hat m_t\, \dfrac{\sqrt{1-\beta_2^t}}{\sqrt{v_t} + \epsilon}
+       & \rho_t > \text{threshold} \text{ (with } \max(v^{\max}_{t-1}, v_t) \text{ for amsgrad)} \\
+     \theta' - \gamma\, \hat m_t & \text{otherwise, degenerate = "sgd"} \\
+     \theta_{t-1} & \text{otherwise, degenerate = "skip"}
+   \end{cases}
+
+with :math:`\rho_\infty = 2/(1-\beta_2) - 1`, :math:`\rho_t = \rho_\infty - 2 t \beta_2^t / (1 - \beta_2^t)`, and
+:math:`r_t` either the paper's
+
+.. math:: r_t = \sqrt{\frac{(\rho_t - 4)(\rho_t - 2)\,\rho_\infty}{(\rho_\infty - 4)(\rho_\infty - 2)\,\rho_t}}
+
+or the exact :math:`r_t = \sqrt{\mathrm{Var}[\psi](\rho_\infty) / \mathrm{Var}[\psi](\rho_t)}` of
+:func:`radam.theory.r_t_exact`. The exact variance needs :math:`\log\Gamma`, which a GPU kernel does not have in
+float64 and Triton's interpreter does not have at all; the kernel uses only :math:`+,-,\times,/,\sqrt{}`:
+
+.. math::
+   \mathrm{Var}[\psi](\rho) = \frac{\rho}{\rho - 2}\,(1 - q(x)), \quad x = \frac{\rho}{2}, \quad
+   q(x) = (x-1)\frac{\Gamma(x-\frac12)^2}{\Gamma(x)^2}, \qquad
+   q(x) = \underbrace{\frac{(x-1) P^2}{y-1}}_{F}\, q(y), \quad
+   P = \prod_{k=0}^{s-1} \frac{x+k}{x+k-\frac12}, \quad y = x + s \ge 10,
+
+and :math:`\log q(y) = \log(1 - 1/y) + 2 \log\bigl(\sqrt{y}\,\Gamma(y-\frac12)/\Gamma(y)\bigr)` is a power series
+in :math:`1/y` (see :func:`log_q_series`), so :math:`1 - q(x) = (1 - F) - F\,\mathrm{expm1}(\log q(y))` keeps full
+precision even when :math:`q` is within :math:`10^{-6}` of 1.
+
+Precision: the scalars are computed in float64 and rounded to the arithmetic's dtype, exactly as torch rounds its
+Python-float scalars; the element-wise arithmetic runs in float32 (float64 for float64 parameters) with IEEE-rounded
+division and square root. Half-precision parameters (float16, bfloat16) are read, updated in float32 against
+float32 state, and rounded once when stored. Complex parameters are updated as pairs of reals, as torch does.
+
+Host overhead
+-------------
+Building the plan costs a Python call per tensor, which would dominate a step over thousands of small tensors. The
+plan is therefore cached: a step only checks, in one C++ call where torch offers it, that every tensor still has
+the address the plan was built for, and reuses the plan (no host-to-device copy) when they all do. A plan used
+while a CUDA graph is being captured is kept alive for the life of the process, because the graph reads it.
+
+Testing without a GPU
+---------------------
+With the environment variable ``TRITON_INTERPRET=1``, :func:`fused_radam` accepts CPU tensors and runs the same
+kernel in Triton's interpreter (numpy), with the same pointer table and block table; this is how the kernel's logic
+is tested on a CPU. Triton itself is imported only when a fused step is first taken.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["BLOCK_SIZE", "check_fused_supported", "fused_radam", "interpreter_enabled", "log_q_series"]
+
+BLOCK_SIZE = 4096
+"""Elements per program: each program moves 28 bytes x 4096 = 112 KiB of float32 traffic."""
+NUM_WARPS = 8
+STEP_BLOCK = 1024  # step counts advanced per iteration by the last program
+_MAX_PLANS_PER_GROUP = 4  # addresses that alternate between steps (gradients freed and re-allocated) stay cached
+_MAX_GROUPS = 256
+
+_SUPPORTED = {
+    torch.float32: torch.float32,
+    torch.float16: torch.float32,
+    torch.bfloat16: torch.float32,
+    torch.float64: torch.float64,
+    torch.complex64: torch.float32,
+    torch.complex128: torch.float64,
+}
+"""Parameter dtype -> dtype of the optimizer state and of the arithmetic."""
+
+
+def interpreter_enabled() -> bool:
+    """Whether ``TRITON_INTERPRET`` asks for Triton's interpreter (then the fused step runs on CPU tensors)."""
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _triton_import_error() -> str | None:
+    try:
+        import triton  # noqa: F401
+        import triton.language  # noqa: F401
+    except Exception as error:  # ImportError, or a broken install
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def check_fused_supported(params: Sequence[Tensor]) -> None:
+    """Raise ``RuntimeError`` with the reason when the fused step cannot update ``params`` here.
+
+    The fused step needs Triton, and CUDA tensors (or CPU tensors under ``TRITON_INTERPRET=1``, for testing) of a
+    supported dtype: float32, float16, bfloat16, float64, complex64 or complex128.
+    """
+    params = list(params)
+    problem = _triton_import_error()
+    if problem is not None:
+        raise RuntimeError(
+            f"fused=True needs Triton, which cannot be imported ({problem}). Install it with `pip install triton` "
+            "(it ships with torch on Linux CUDA builds), or use fused=False."
+        )
+    for index, param in enumerate(params):
+        if not isinstance(param, Tensor):
+            raise RuntimeError(f"fused=True: parameter {index} is a {type(param).__name__}, not a tensor")
+        if param.dtype not in _SUPPORTED:
+            supported = ", ".join(str(dtype).removeprefix("torch.") for dtype in _SUPPORTED)
+            raise RuntimeError(
+                f"fused=True supports parameters of dtype {supported}; parameter {index} is {param.dtype}"
+            )
+        if param.is_sparse:
+            raise RuntimeError(f"fused=True does not support sparse parameters (parameter {index})")
+        _check_device(param.device, f"parameter {index}")
+
+
+def _check_device(device: torch.device, what: str) -> None:
+    if device.type == "cuda":
+        if interpreter_enabled():
+            raise RuntimeError(
+                f"fused=True: {what} is on {device}, but TRITON_INTERPRET=1 is set; the fused step runs in Triton's "
+                "interpreter only on CPU tensors. Unset TRITON_INTERPRET to use the GPU."
+            )
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"fused=True: {what} is on {device} but CUDA is not available")
+        major, _ = torch.cuda.get_device_capability(device)
+        if major < 7:
+            raise RuntimeError(f"fused=True needs a GPU of compute capability 7.0 or newer (Triton); {device} is older")
+        return
+    if device.type == "cpu" and interpreter_enabled():
+        return
+    if device.type == "cpu":
+        raise RuntimeError(
+            f"fused=True needs CUDA tensors; {what} is on the CPU. Move the model to a GPU, or use fused=False "
+            "(set TRITON_INTERPRET=1 only to test the kernel on the CPU, very slowly)."
+        )
+    raise RuntimeError(f"fused=True needs CUDA tensors; {what} is on {device}")
+
+
+def log_q_series(n_terms: int = 16) -> np.ndarray:
+    r"""Coefficients :math:`d_1, \dots, d_N` of :math:`\log q(y) = \sum_{n=1}^N d_n y^{-n}`, used for :math:`y \ge 10`.
+
+    .. math:: \log q(y) = \log\Bigl(1 - \frac1y\Bigr) + 2\Bigl(\log\frac{\Gamma(y-\frac12)}{\Gamma(y)}
+              + \frac12 \log y\Bigr) = \sum_{n \ge 1} \Bigl(-\frac1n + 2 c_n\Bigr) y^{-n},
+
+    with :math:`c_n` the Bernoulli-polynomial coefficients of the large-:math:`y` expansion of the log-gamma ratio
+    that :mod:`radam.theory` uses for the same quantity. At :math:`y \ge 10` sixteen terms give about 1e-16.
+    """
+    from radam.theory import _LOG_GAMMA_RATIO_COEFFS
+
+    gamma_terms = np.zeros(n_terms)
+    count = min(n_terms, len(_LOG_GAMMA_RATIO_COEFFS))
+    gamma_terms[:count] = _LOG_GAMMA_RATIO_COEFFS[:count]
+    n = np.arange(1, n_terms + 1, dtype=np.float64)
+    return -1.0 / n + 2.0 * gamma_terms
+
+
+@dataclass
+class _Launch:
+    """One kernel launch: the tensors of one (device, dtype) sub-group and the device-side plan for them."""
+
+    device: torch.device
+    param_dtype: torch.dtype
+    state_dtype: torch.dtype
+    step_dtype: torch.dtype
+    n_tensors: int
+    n_programs: int
+    aligned: bool
+    plan: Tensor  # int64 on the device (layout in radam._fused_kernel)
+    counter: Tensor  # int32[1] on the device, zero between launches
+    series: Tensor  # float64[N_SERIES] on the device
+    keep_alive: list[Tensor] = field(default_factory=list)  # host copies a captured graph reads
+
+
+@dataclass
+class _Plan:
+    addresses: list[int]  # data_ptr of every tensor in the order fused_radam lists them, to validate a reuse
+    launches: list[_Launch]
+    indices: list[int]
+    captured: bool = False
+
+
+_PLANS: dict[tuple, list[_Plan]] = {}
+_CAPTURED: list[_Plan] = []  # plans a CUDA graph has recorded: never freed
+_SERIES: dict[torch.device, Tensor] = {}
+_KERNELS: dict[str, Any] = {}
+_addresses_equal = getattr(torch._C, "_tensors_data_ptrs_at_indices_equal", None)
+
+
+def _kernel(device: torch.device):
+    mode = "interpreter" if device.type == "cpu" else "compiled"
+    if mode not in _KERNELS:
+        from radam import _fused_kernel
+
+        _KERNELS[mode] = _fused_kernel.interpreted_kernel() if mode == "interpreter" else _fused_kernel.compiled_kernel()
+    return _KERNELS[mode]
+
+
+def _series(device: torch.device) -> Tensor:
+    if device not in _SERIES:
+        from radam import _fused_kernel
+
+        _SERIES[device] = torch.tensor(log_q_series(_fused_kernel.N_SERIES), dtype=torch.float64, device=device)
+    return _SERIES[device]
+
+
+def _capturing(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+
+
+def _is_dense(tensor: Tensor) -> bool:
+    """Whether the tensor's elements fill a block of memory without gaps or overlaps (any order of dimensions)."""
+    if tensor.is_contiguous():
+        return True
+    expected = 1
+    for stride, size in sorted((s, n) for s, n in zip(tensor.stride(), tensor.shape) if n != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _as_real(tensor: Tensor) -> Tensor:
+    return torch.view_as_real(tensor) if tensor.is_complex() else tensor
+
+
+def _torch_to_triton_dtype(dtype: torch.dtype):
+    import triton.language as tl
+
+    return {
+        torch.float32: tl.float32,
+        torch.float16: tl.float16,
+        torch.bfloat16: tl.bfloat16,
+        torch.float64: tl.float64,
+    }[dtype]
+
+
+def _to_device(values: list[int], device: torch.device, capturing: bool) -> tuple[Tensor, Tensor]:
+    """An int64 device tensor holding ``values``, and the host tensor it was copied from (to keep alive)."""
+    host = torch.tensor(values, dtype=torch.int64)
+    if device.type == "cpu":
+        return host, host
+    if not capturing:
+        host = host.pin_memory()
+    return host.to(device, non_blocking=True), host
+
+
+def _build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _Plan:
+    """Validate the tensors and lay out one launch per (device, parameter dtype, step dtype) sub-group."""
+    names = ["params", "grads", "exp_avgs", "exp_avg_sqs", "state_steps"] + (["max_exp_avg_sqs"] if amsgrad else [])
+    n = len(lists[0])
+    for name, tensors in zip(names, lists):
+        if len(tensors) != n:
+            raise ValueError(f"fused_radam: {name} has {len(tensors)} tensors, params has {n}")
+    check_fused_supported(lists[0])
+    groups: dict[tuple, list[int]] = {}
+    for i in range(n):
+        param, grad, exp_avg, exp_avg_sq, step = (lst[i] for lst in lists[:5])
+        state_dtype = _SUPPORTED[param.dtype]
+        if grad.dtype != param.dtype or grad.shape != param.shape:
+            raise RuntimeError(f"fused_radam: grad {i} is {grad.dtype} {tuple(grad.shape)}, its parameter is "
+                               f"{param.dtype} {tuple(param.shape)}")
+        if grad.is_sparse:
+            raise RuntimeError("RAdam does not support sparse gradients")
+        state = [exp_avg, exp_avg_sq] + ([lists[5][i]] if amsgrad else [])
+        for tensor in state:
+            expected = param.dtype if param.is_complex() else state_dtype
+            if tensor.dtype != expected or tensor.shape != param.shape:
+                raise RuntimeError(
+                    f"fused_radam: the state of parameter {i} ({param.dtype}) must be {expected} of shape "
+                    f"{tuple(param.shape)}; got {tensor.dtype} {tuple(tensor.shape)}"
+                )
+        for tensor in [grad, *state, step]:
+            if tensor.device != param.device:
+                raise RuntimeError(f"fused_radam: parameter {i} is on {param.device}, its grad or state on {tensor.device}")
+        if step.numel() != 1 or step.dtype not in (torch.float32, torch.float64):
+            raise RuntimeError(f"fused_radam: state_steps[{i}] must be a 1-element float32/float64 tensor on the device")
+        for tensor in [param, grad, *state]:
+            if not _is_dense(tensor) or tensor.stride() != param.stride():
+                raise RuntimeError(
+                    f"fused_radam: parameter {i}, its gradient and its state must be dense tensors with the same "
+                    f"strides (got strides {param.stride()} and {tensor.stride()})"
+                )
+        groups.setdefault((param.device, _as_real(param).dtype, step.dtype), []).append(i)
+
+    from radam import _fused_kernel
+
+    row_lists = [lists[r] for r in (0, 1, 2, 3, 4)] + ([lists[5]] if amsgrad else [])
+    launches = []
+    for (device, param_dtype, step_dtype), members in groups.items():
+        capturing = _capturing(device)
+        table: list[int] = []
+        for row in row_lists:
+            table.extend(_as_real(row[i]).data_ptr() for i in members)
+        numels = [_as_real(lists[0][i]).numel() for i in members]
+        block_tensor: list[int] = []
+        block_chunk: list[int] = []
+        for position, numel in enumerate(numels):
+            chunks = -(-numel // block_size)
+            block_tensor.extend([position] * chunks)
+            block_chunk.extend(range(chunks))
+        if not block_tensor:  # only empty tensors: one idle program still advances the step counts
+            block_tensor, block_chunk = [0], [0]
+        aligned = all(address % 16 == 0 for address in table[: 4 * len(members)]) and (
+            not amsgrad or all(address % 16 == 0 for address in table[5 * len(members):])
+        )
+        plan, host = _to_device(table + numels + block_tensor + block_chunk, device, capturing)
+        launches.append(
+            _Launch(
+                device=device,
+                param_dtype=param_dtype,
+                state_dtype=_SUPPORTED[param_dtype],
+                step_dtype=step_dtype,
+                n_tensors=len(members),
+                n_programs=len(block_tensor),
+                aligned=aligned,
+                plan=plan,
+                counter=torch.zeros(1, dtype=torch.int32, device=device),
+                series=_series(device),
+                keep_alive=[host],
+            )
+        )
+    flat = [tensor for lst in lists for tensor in lst]
+    return _Plan(addresses=[t.data_ptr() for t in flat], launches=launches, indices=list(range(len(flat))))
+
+
+def _n_rows(amsgrad: bool) -> int:
+    from radam import _fused_kernel
+
+    return _fused_kernel.N_ROWS_AMSGRAD if amsgrad else _fused_kernel.N_ROWS_PLAIN
+
+
+def _same_addresses(flat: list[Tensor], plan: _Plan) -> bool:
+    if _addresses_equal is not None:
+        return _addresses_equal(flat, plan.addresses, plan.indices)
+    return list(map(Tensor.data_ptr, flat)) == plan.addresses
+
+
+def _find_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _Plan:
+    flat = [tensor for lst in lists for tensor in lst]
+    key = (len(lists[0]), amsgrad, block_size, flat[0].data_ptr(), flat[0].device)
+    plans = _PLANS.get(key)
+    if plans is not None:
+        for position, plan in enumerate(plans):
+            if _same_addresses(flat, plan):
+                if position:
+                    plans.insert(0, plans.pop(position))
+                return plan
+    plan = _build_plan(lists, amsgrad, block_size)
+    if plans is None:
+        if len(_PLANS) >= _MAX_GROUPS:
+            _PLANS.pop(next(iter(_PLANS)))
+        plans = _PLANS[key] = []
+    plans.insert(0, plan)
+    del plans[_MAX_PLANS_PER_GROUP:]
+    return plan
+
+
+def fused_radam(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    max_exp_avg_sqs: list[Tensor],
+    state_steps: list[Tensor],
+    *,
+    lr: float | Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    degenerate: str,
+    threshold: float,
+    rectifier: str,
+    amsgrad: bool,
+    maximize: bool,
+    capturable: bool,
+    block_size: int = BLOCK_SIZE,
+) -> None:
+    r"""One RAdam step over lists of tensors, in one kernel launch per (device, dtype); the step counts advance.
+
+    The arguments are those of the single-tensor path (``max_exp_avg_sqs`` is empty unless ``amsgrad``), and the
+    result is the same to rounding:
+
+    .. math:: \theta_t = \theta' - \gamma\, r_t\, \hat m_t \frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t}+\epsilon}
+              \ \text{if}\ \rho_t > \text{threshold}, \quad \theta' - \gamma\,\hat m_t\ \text{(degenerate "sgd")},
+              \quad \theta_{t-1}\ \text{(degenerate "skip")}.
+
+    ``lr`` may be a float or a 1-element tensor (on the device: read by the kernel, so a captured CUDA graph sees
+    its current value). The step never synchronises with the host, whatever ``capturable`` says: the step counts
+    must live on the parameters' device. ``block_size`` (a power of two) is the number of elements per program.
+    """
+    if not params:
+        return
+    if degenerate not in ("sgd", "skip"):
+        raise ValueError(f"degenerate must be 'sgd' or 'skip', got {degenerate!r}")
+    if rectifier not in ("paper", "exact"):
+        raise ValueError(f"rectifier must be 'paper' or 'exact', got {rectifier!r}")
+    if amsgrad and len(max_exp_avg_sqs) != len(params):
+        raise ValueError("fused_radam: amsgrad needs one max_exp_avg_sq per parameter")
+    lists = [params, grads, exp_avgs, exp_avg_sqs, state_steps] + ([max_exp_avg_sqs] if amsgrad else [])
+    plan = _find_plan(lists, amsgrad, block_size)
+    lr_is_tensor = isinstance(lr, Tensor)
+    for launch in plan.launches:
+        if _capturing(launch.device) and not plan.captured:
+            plan.captured = True
+            _CAPTURED.append(plan)
+        lr_value, lr_tensor = 0.0, launch.counter
+        if lr_is_tensor and lr.device == launch.device:
+            if lr.numel() != 1:
+                raise ValueError("fused_radam: a tensor lr must have exactly one element")
+            lr_tensor = lr
+        elif lr_is_tensor:
+            if lr.device.type != "cpu":
+                raise RuntimeError(f"fused_radam: lr is on {lr.device}, the parameters on {launch.device}")
+            lr_value = float(lr)  # a CPU tensor: reading it does not synchronise with the GPU
+        else:
+            lr_value = float(lr)
+        _kernel(launch.device)[(launch.n_programs,)](
+            launch.plan,
+            launch.n_tensors,
+            launch.n_programs,
+            launch.counter,
+            launch.series,
+            lr_value,
+            lr_tensor,
+            float(beta1),
+            float(beta2),
+            float(eps),
+            float(weight_decay),
+            float(threshold),
+            PARAM_DTYPE=_torch_to_triton_dtype(launch.param_dtype),
+            STATE_DTYPE=_torch_to_triton_dtype(launch.state_dtype),
+            STEP_DTYPE=_torch_to_triton_dtype(launch.step_dtype),
+            N_ROWS=_n_rows(amsgrad),
+            AMSGRAD=amsgrad,
+            MAXIMIZE=maximize,
+            WEIGHT_DECAY=weight_decay != 0,
+            DECOUPLED=decoupled_weight_decay,
+            DEGENERATE_SGD=degenerate == "sgd",
+            EXACT=rectifier == "exact",
+            LR_IS_TENSOR=lr_tensor is not launch.counter,
+            ALIGNED=launch.aligned,
+            BLOCK=block_size,
+            STEP_BLOCK=STEP_BLOCK,
+            num_warps=NUM_WARPS,
+        )
