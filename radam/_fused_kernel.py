@@ -27,7 +27,7 @@ N_ROWS_AMSGRAD = 6
 N_SERIES = 16
 # The exact variance of psi uses the series once x = rho/2 is at least this (below, x is shifted up first).
 SERIES_FROM = 10.0
-MAX_SHIFTS = 10  # x > 1 whenever the variance is evaluated, so ten unit shifts always reach SERIES_FROM
+EXPM1_TERMS = 8
 
 
 def radam_step_kernel(
@@ -43,6 +43,7 @@ def radam_step_kernel(
     eps: tl.float64,
     weight_decay: tl.float64,
     threshold: tl.float64,
+    variance_inf: tl.float64,  # the exact Var[psi] at rho_inf, for the exact rectifier (unused otherwise)
     PARAM_DTYPE: tl.constexpr,  # dtype of params and grads
     STATE_DTYPE: tl.constexpr,  # dtype of exp_avg, exp_avg_sq, max_exp_avg_sq: the arithmetic's dtype
     STEP_DTYPE: tl.constexpr,
@@ -90,6 +91,7 @@ def radam_step_kernel(
     eps = tl.full([], eps, tl.float64)
     weight_decay = tl.full([], weight_decay, tl.float64)
     threshold = tl.full([], threshold, tl.float64)
+    variance_inf = tl.full([], variance_inf, tl.float64)
     t = tl.load(step_ptr).to(tl.float64) + one  # the step being taken; the count itself is written at the end
     if LR_IS_TENSOR:
         lr = tl.load(lr_ptr).to(tl.float64)
@@ -111,40 +113,34 @@ def radam_step_kernel(
     rho_inf = 2.0 / (one - beta2) - one
     rho_t = rho_inf - 2.0 * t * beta2_t / bias_correction2
     adaptive = rho_t > threshold
-    # Where the step is not adaptive, evaluate the rectifier at a harmless stand-in (rho = 5) and ignore it.
-    rho_a = tl.where(adaptive, rho_t, 5.0 * one)
-    rho_b = tl.where(adaptive, rho_inf, 5.0 * one)
-    if EXACT:
-        # r_t^2 = Var[psi](rho_inf) / Var[psi](rho_t), Var[psi](rho) = rho/(rho-2) (1 - q(rho)): both variances at
-        # once, as a 2-vector [rho_t, rho_inf].
-        pair = tl.arange(0, 2)
-        rho = tl.where(pair == 0, rho_a, rho_b)
-        x = rho * 0.5
-        # Shift x up to y >= SERIES_FROM with Gamma(y+1) = y Gamma(y):
-        # Gamma(x-1/2)/Gamma(x) = Gamma(y-1/2)/Gamma(y) * prod_k (x+k)/(x+k-1/2).
-        y = x
-        shift_product = tl.full([2], 1.0, tl.float64)
-        for _ in tl.static_range(MAX_SHIFTS):
-            small = y < SERIES_FROM
-            shift_product = tl.where(small, shift_product * y / (y - 0.5), shift_product)
-            y = tl.where(small, y + 1.0, y)
-        # log q(y) = log(1 - 1/y) + 2 log(Gamma(y-1/2) sqrt(y) / Gamma(y)), a power series in u = 1/y (Horner).
-        u = one / y
-        log_q_y = tl.zeros([2], tl.float64)
-        for k in tl.static_range(N_SERIES):
-            log_q_y = (log_q_y + tl.load(series + (N_SERIES - 1 - k))) * u
-        # expm1(log q(y)) by its Taylor series (|log q(y)| < 0.03 here).
-        expm1_log_q_y = tl.zeros([2], tl.float64)
-        for k in tl.static_range(12):
-            expm1_log_q_y = (expm1_log_q_y + 1.0) * log_q_y / (12 - k)
-        # q(x) = F q(y) with F = (x-1) P^2 / (y-1), so 1 - q(x) = (1 - F) - F expm1(log q(y)); F = 1 without shift.
-        f = (x - 1.0) * shift_product * shift_product / (y - 1.0)
-        variance = rho / (rho - 2.0) * ((one - f) - f * expm1_log_q_y)
-        variance_t = tl.sum(tl.where(pair == 0, variance, 0.0), axis=0)
-        variance_inf = tl.sum(tl.where(pair == 1, variance, 0.0), axis=0)
-        rect = tl.sqrt(variance_inf / variance_t)
-    else:
-        rect = tl.sqrt((rho_a - 4.0) * (rho_a - 2.0) * rho_b / ((rho_b - 4.0) * (rho_b - 2.0) * rho_a))
+    rect = one  # the rectifier multiplies adaptive steps only; computed only for them
+    if adaptive:
+        if EXACT:
+            # r_t = sqrt(Var[psi](rho_inf) / Var[psi](rho_t)), Var[psi](rho) = rho/(rho-2) (1 - q(x)), x = rho/2.
+            # Var[psi](rho_inf) depends on beta2 only and comes from the host; Var[psi](rho_t) is computed here.
+            x = rho_t * 0.5
+            # Shift x up to y >= SERIES_FROM with Gamma(y+1) = y Gamma(y):
+            # Gamma(x-1/2)/Gamma(x) = Gamma(y-1/2)/Gamma(y) * P,  P = prod_k (x+k)/(x+k-1/2).
+            y = x
+            shift_product = one
+            while y < SERIES_FROM:
+                shift_product = shift_product * y / (y - 0.5)
+                y = y + 1.0
+            # log q(y) = log(1 - 1/y) + 2 log(Gamma(y-1/2) sqrt(y) / Gamma(y)), a power series in u = 1/y.
+            u = one / y
+            log_q_y = 0.0 * one
+            for k in tl.static_range(N_SERIES):  # Horner, from the highest coefficient down
+                log_q_y = (log_q_y + tl.load(series + (N_SERIES - 1 - k))) * u
+            # expm1(log q(y)) by Taylor's series, Horner again (|log q(y)| < 0.03, so 8 terms reach 1e-19).
+            expm1_log_q_y = 0.0 * one
+            for k in tl.static_range(EXPM1_TERMS):
+                expm1_log_q_y = (expm1_log_q_y + 1.0) * log_q_y / (EXPM1_TERMS - k)
+            # q(x) = F q(y), F = (x-1) P^2 / (y-1): 1 - q(x) = (1 - F) - F expm1(log q(y)); F = 1 if no shift.
+            f = (x - 1.0) * shift_product * shift_product / (y - 1.0)
+            variance_t = rho_t / (rho_t - 2.0) * ((one - f) - f * expm1_log_q_y)
+            rect = tl.sqrt(variance_inf / variance_t)
+        else:
+            rect = tl.sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
     updates = adaptive | DEGENERATE_SGD  # "skip" leaves the parameter alone (decay included) below the threshold
     # The element-wise arithmetic runs in STATE_DTYPE, with the scalars rounded to it (as torch does).
     lr_c = lr.to(STATE_DTYPE)
@@ -155,7 +151,6 @@ def radam_step_kernel(
     weight_decay_c = weight_decay.to(STATE_DTYPE)
     decay_c = tl.where(updates, one - lr * weight_decay, one).to(STATE_DTYPE)
     lerp_weight = (one - beta1).to(STATE_DTYPE)
-    one_minus_lerp_weight = 1.0 - lerp_weight
     beta2_c = beta2.to(STATE_DTYPE)
     one_minus_beta2_c = (one - beta2).to(STATE_DTYPE)
 
@@ -168,19 +163,22 @@ def radam_step_kernel(
     exp_avg_sq = tl.load(exp_avg_sq_ptr + offsets, mask=mask)
     if MAXIMIZE:
         grad = -grad
+    # Rounding follows torch's CPU kernels: fused multiply-adds exactly where they use them (add with alpha, lerp),
+    # separate roundings elsewhere; the launch turns off the compiler's own contraction (enable_fp_fusion=False).
     if WEIGHT_DECAY:
         if DECOUPLED:
             param = param * decay_c
         else:
-            grad = grad + weight_decay_c * param
-    # exp_avg.lerp_(grad, 1 - beta1), with torch's two-sided formula for the interpolation.
+            grad = tl.fma(param, weight_decay_c, grad)  # grad.add(param, alpha=weight_decay)
+    # exp_avg.lerp_(grad, w) with w = 1 - beta1, torch's two-sided formula: m + w (g - m), or g - (1 - w)(g - m).
+    difference = grad - exp_avg
     small_weight = lerp_weight < 0.5
     exp_avg = tl.where(
         small_weight,
-        exp_avg + lerp_weight * (grad - exp_avg),
-        grad - (grad - exp_avg) * one_minus_lerp_weight,
+        tl.fma(difference, lerp_weight, exp_avg),
+        tl.fma(difference, lerp_weight - 1.0, grad),
     )
-    exp_avg_sq = exp_avg_sq * beta2_c + one_minus_beta2_c * grad * grad
+    exp_avg_sq = tl.fma(one_minus_beta2_c * grad, grad, exp_avg_sq * beta2_c)  # .mul_(beta2).addcmul_(g, g, 1-beta2)
     denominator_sq = exp_avg_sq
     if AMSGRAD:
         max_addr = tl.load(plan + MAX_EXP_AVG_SQ * n_tensors + tensor)
@@ -190,16 +188,25 @@ def radam_step_kernel(
         max_exp_avg_sq = tl.maximum(tl.load(max_ptr + offsets, mask=mask), exp_avg_sq)
         tl.store(max_ptr + offsets, max_exp_avg_sq, mask=mask)
         denominator_sq = max_exp_avg_sq
+    # IEEE division and square root (Triton's tl.sqrt is approximate in float32); torch divides a scalar by a
+    # tensor as reciprocal-then-multiply, so the kernel does too.
     if STATE_DTYPE == tl.float32:
         bias_corrected_exp_avg = tl.div_rn(exp_avg, bias_correction1_c)
-        adaptive_lr = tl.div_rn(sqrt_bias_correction2_c, tl.sqrt_rn(denominator_sq) + eps_c)
+        adaptive_lr = tl.div_rn(1.0, tl.sqrt_rn(denominator_sq) + eps_c) * sqrt_bias_correction2_c
     else:
         bias_corrected_exp_avg = exp_avg / bias_correction1_c
-        adaptive_lr = sqrt_bias_correction2_c / (tl.sqrt(denominator_sq) + eps_c)
+        adaptive_lr = (1.0 / (tl.sqrt(denominator_sq) + eps_c)) * sqrt_bias_correction2_c
     step_size = bias_corrected_exp_avg * lr_c
     update = tl.where(adaptive, step_size * adaptive_lr * rect_c, step_size)
     param = tl.where(updates, param - update, param)
-    tl.store(param_ptr + offsets, param.to(PARAM_DTYPE), mask=mask)
+    if PARAM_DTYPE == tl.bfloat16:
+        # Round to nearest even by hand: the GPU's conversion does so, Triton's interpreter would truncate instead.
+        bits = param.to(tl.uint32, bitcast=True)
+        rounded = ((bits + (0x7FFF + ((bits >> 16) & 1))) >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+        stored = tl.where(param == param, rounded, param.to(PARAM_DTYPE))  # NaN stays NaN
+    else:
+        stored = param.to(PARAM_DTYPE)
+    tl.store(param_ptr + offsets, stored, mask=mask)
     tl.store(exp_avg_ptr + offsets, exp_avg, mask=mask)
     tl.store(exp_avg_sq_ptr + offsets, exp_avg_sq, mask=mask)
 

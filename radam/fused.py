@@ -90,6 +90,7 @@ is tested on a CPU. Triton itself is imported only when a fused step is first ta
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -368,6 +369,15 @@ def _build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _P
     return _Plan(addresses=[t.data_ptr() for t in flat], launches=launches, indices=list(range(len(flat))))
 
 
+@functools.lru_cache(maxsize=64)
+def _variance_at_rho_inf(beta2: float, threshold: float) -> float:
+    """Var[psi] at rho_inf (exact), the numerator of the exact rectifier; 1.0 where no step can be adaptive."""
+    from radam.theory import variance_psi_exact
+
+    rho_inf = 2.0 / (1.0 - beta2) - 1.0
+    return float(variance_psi_exact(rho_inf)) if rho_inf > max(threshold, 2.0) else 1.0
+
+
 def _n_rows(amsgrad: bool) -> int:
     from radam import _fused_kernel
 
@@ -441,8 +451,15 @@ def fused_radam(
         raise ValueError(f"degenerate must be 'sgd' or 'skip', got {degenerate!r}")
     if rectifier not in ("paper", "exact"):
         raise ValueError(f"rectifier must be 'paper' or 'exact', got {rectifier!r}")
+    minimum = 4.0 if rectifier == "paper" else 2.0
+    if not threshold >= minimum:
+        raise ValueError(
+            f"threshold must be at least {minimum:g} for the {rectifier!r} rectifier (its variance is infinite "
+            f"below), got {threshold}"
+        )
     if amsgrad and len(max_exp_avg_sqs) != len(params):
         raise ValueError("fused_radam: amsgrad needs one max_exp_avg_sq per parameter")
+    variance_inf = _variance_at_rho_inf(float(beta2), float(threshold)) if rectifier == "exact" else 1.0
     lists = [params, grads, exp_avgs, exp_avg_sqs, state_steps] + ([max_exp_avg_sqs] if amsgrad else [])
     plan = _find_plan(lists, amsgrad, block_size)
     lr_is_tensor = isinstance(lr, Tensor)
@@ -474,6 +491,7 @@ def fused_radam(
             float(eps),
             float(weight_decay),
             float(threshold),
+            variance_inf,
             PARAM_DTYPE=_torch_to_triton_dtype(launch.param_dtype),
             STATE_DTYPE=_torch_to_triton_dtype(launch.state_dtype),
             STEP_DTYPE=_torch_to_triton_dtype(launch.step_dtype),
@@ -489,4 +507,5 @@ def fused_radam(
             BLOCK=block_size,
             STEP_BLOCK=STEP_BLOCK,
             num_warps=NUM_WARPS,
+            enable_fp_fusion=False,
         )
