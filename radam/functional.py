@@ -99,18 +99,23 @@ def check_variant_options(degenerate: Any, threshold: Any, rectifier: Any, amsgr
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# The coefficients of radam.theory's asymptotic series for log q, as Python floats (traceable by torch.compile)
+_LOG_Q_COEFFS = tuple(float(c) for c in theory._LOG_GAMMA_RATIO_COEFFS)
+_LOG_Q_ASYMPTOTIC_FROM = float(theory._ASYMPTOTIC_FROM)
+
+
 def _log_q_tensor(rho: torch.Tensor) -> torch.Tensor:
     """Torch twin of ``radam.theory._log_q``: log of (rho/2 - 1) Gamma((rho-1)/2)^2 / Gamma(rho/2)^2."""
     x = rho / 2.0
     direct = torch.log(torch.clamp(x - 1.0, min=1e-300)) + 2.0 * (
         torch.lgamma(torch.clamp(x - 0.5, min=1e-300)) - torch.lgamma(x)
     )
-    inv_x = 1.0 / torch.clamp(x, min=theory._ASYMPTOTIC_FROM)
+    inv_x = 1.0 / torch.clamp(x, min=_LOG_Q_ASYMPTOTIC_FROM)
     series = torch.zeros_like(inv_x)
-    for coeff in reversed(theory._LOG_GAMMA_RATIO_COEFFS.tolist()):  # Horner: sum_n c_n inv_x**n
+    for coeff in reversed(_LOG_Q_COEFFS):  # Horner: sum_n c_n inv_x**n
         series = (series + coeff) * inv_x
     asymptotic = torch.log1p(-inv_x) + 2.0 * series
-    return torch.where(x >= theory._ASYMPTOTIC_FROM, asymptotic, direct)
+    return torch.where(x >= _LOG_Q_ASYMPTOTIC_FROM, asymptotic, direct)
 
 
 def _exact_rect_tensor(step: torch.Tensor, beta2: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,9 +123,9 @@ def _exact_rect_tensor(step: torch.Tensor, beta2: float, threshold: float) -> tu
 
     :math:`r_t = \sqrt{\operatorname{Var}[\psi]|_{\rho_\infty} / \operatorname{Var}[\psi]|_{\rho_t}}` where
     :math:`\rho_t > \tau`, else 0, with ``adaptive`` the boolean tensor :math:`\rho_t > \tau`. The constant
-    :math:`\operatorname{Var}[\psi]|_{\rho_\infty}` depends only on the Python float ``beta2`` and is computed on
-    the host; everything that depends on ``step`` stays on its device (no ``.item()``), so this works under CUDA
-    graphs and ``torch.compile(fullgraph=True)``. Matches :func:`radam.theory.r_t_exact` to about 1e-12.
+    :math:`\operatorname{Var}[\psi]|_{\rho_\infty}` is computed with the same torch operations. Everything stays
+    on the step's device (no ``.item()``, no numpy), so this works under CUDA graphs and
+    ``torch.compile(fullgraph=True)``. Matches :func:`radam.theory.r_t_exact` to about 1e-12.
     """
     t = step.to(torch.float64)
     rho_inf = 2.0 / (1.0 - beta2) - 1.0
@@ -132,9 +137,13 @@ def _exact_rect_tensor(step: torch.Tensor, beta2: float, threshold: float) -> tu
     rho = rho_inf - 2.0 * t * torch.exp(t * log_beta2) / -torch.expm1(t * log_beta2)
     adaptive = rho > threshold
     safe_rho = torch.where(adaptive, rho, rho_inf)  # keep the unused branch finite (no nan in gradients)
-    var_inf = float(theory.variance_psi_exact(rho_inf))
-    var_t = safe_rho / (safe_rho - 2.0) * -torch.expm1(_log_q_tensor(safe_rho))
-    return torch.where(adaptive, torch.sqrt(var_inf / var_t), 0.0), adaptive
+    var_inf = _variance_psi_tensor(torch.full_like(t, rho_inf))
+    return torch.where(adaptive, torch.sqrt(var_inf / _variance_psi_tensor(safe_rho)), 0.0), adaptive
+
+
+def _variance_psi_tensor(rho: torch.Tensor) -> torch.Tensor:
+    r"""Torch twin of :func:`radam.theory.variance_psi_exact` (sigma = 1): :math:`\frac{\rho}{\rho-2}(1-q)`."""
+    return rho / (rho - 2.0) * -torch.expm1(_log_q_tensor(rho))
 
 
 def _exact_rect_float(step: float, beta2: float, threshold: float) -> float:
@@ -250,8 +259,8 @@ def _single_tensor_radam(
         # AMSGrad: vmax_t = max(vmax_{t-1}, v_t), used in place of v_t in the adaptive denominator
         second_moment = exp_avg_sq
         if max_exp_avg_sq is not None:
-            if differentiable:
-                max_exp_avg_sq.copy_(torch.maximum(max_exp_avg_sq, exp_avg_sq))
+            if differentiable:  # maximum() saves its inputs for backward: give it a copy that copy_ won't modify
+                max_exp_avg_sq.copy_(torch.maximum(max_exp_avg_sq.clone(), exp_avg_sq))
             else:
                 torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
             second_moment = max_exp_avg_sq
