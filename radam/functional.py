@@ -2,13 +2,13 @@ r"""The maths of one RAdam step, as functions of tensors (no optimizer object, n
 
 Three execution paths compute the same step:
 
-* :func:`_single_tensor_radam` -- the readable reference: one parameter at a time, each line annotated with the
+* ``_single_tensor_radam`` -- the readable reference: one parameter at a time, each line annotated with the
   equation it implements. This is the code the book shows.
-* :func:`_multi_tensor_radam` -- the same step with ``torch._foreach_*`` operations over whole lists of tensors
-  (grouped by device and dtype); the default on CUDA, as in :mod:`torch.optim`.
+* ``_multi_tensor_radam`` -- the same step with ``torch._foreach_*`` operations over whole lists of tensors
+  (grouped by device and dtype); the default on CUDA, as in ``torch.optim``.
 * the fused Triton kernel in ``radam.fused`` (another module, imported only when ``fused=True``).
 
-:func:`radam` chooses between them. With the default options (``degenerate="sgd"``, ``threshold=5.0``,
+``radam`` chooses between them. With the default options (``degenerate="sgd"``, ``threshold=5.0``,
 ``rectifier="paper"``, ``amsgrad=False``) each path performs, float operation for float operation, the arithmetic
 of the matching path of ``torch.optim.RAdam``, so the results agree bit for bit.
 
@@ -70,7 +70,7 @@ RECTIFIERS = ("paper", "exact")
 def check_variant_options(degenerate: Any, threshold: Any, rectifier: Any, amsgrad: Any) -> None:
     """Raise ``ValueError`` naming the option and its allowed values if a variant option is invalid.
 
-    ``degenerate`` must be one of :data:`DEGENERATE_MODES`, ``rectifier`` one of :data:`RECTIFIERS`, ``amsgrad`` a
+    ``degenerate`` must be one of ``DEGENERATE_MODES``, ``rectifier`` one of ``RECTIFIERS``, ``amsgrad`` a
     bool, and ``threshold`` a real number: at least 4 for the paper's rectifier (its formula is real only for
     :math:`\\rho_t > 4`) and above 2 for the exact one (the exact variance is finite only for :math:`\\rho > 2`).
     """
@@ -125,7 +125,7 @@ def _exact_rect_tensor(step: torch.Tensor, beta2: float, threshold: float) -> tu
     :math:`\rho_t > \tau`, else 0, with ``adaptive`` the boolean tensor :math:`\rho_t > \tau`. The constant
     :math:`\operatorname{Var}[\psi]|_{\rho_\infty}` is computed with the same torch operations. Everything stays
     on the step's device (no ``.item()``, no numpy), so this works under CUDA graphs and
-    ``torch.compile(fullgraph=True)``. Matches :func:`radam.theory.r_t_exact` to about 1e-12.
+    ``torch.compile(fullgraph=True)``. Matches ``radam.theory.r_t_exact`` to about 1e-12.
     """
     t = step.to(torch.float64)
     rho_inf = 2.0 / (1.0 - beta2) - 1.0
@@ -142,12 +142,12 @@ def _exact_rect_tensor(step: torch.Tensor, beta2: float, threshold: float) -> tu
 
 
 def _variance_psi_tensor(rho: torch.Tensor) -> torch.Tensor:
-    r"""Torch twin of :func:`radam.theory.variance_psi_exact` (sigma = 1): :math:`\frac{\rho}{\rho-2}(1-q)`."""
+    r"""Torch twin of ``radam.theory.variance_psi_exact`` (sigma = 1): :math:`\frac{\rho}{\rho-2}(1-q)`."""
     return rho / (rho - 2.0) * -torch.expm1(_log_q_tensor(rho))
 
 
 def _exact_rect_float(step: float, beta2: float, threshold: float) -> float:
-    """The exact rectifier for a Python float step (the non-capturable paths): :func:`radam.theory.r_t_exact`."""
+    """The exact rectifier for a Python float step (the non-capturable paths): ``radam.theory.r_t_exact``."""
     return float(theory.r_t_exact(step, beta2, threshold))
 
 
@@ -330,7 +330,7 @@ def _multi_tensor_radam(
 ) -> None:
     r"""One RAdam step with ``torch._foreach_*`` operations, per (device, dtype) group of tensors.
 
-    Same arguments and result as :func:`_single_tensor_radam` (up to rounding; bit for bit equal to
+    Same arguments and result as ``_single_tensor_radam`` (up to rounding; bit for bit equal to
     ``torch.optim.RAdam``'s foreach path with the default options). The update is written as
     :math:`\theta \mathrel{+}= m_t \odot b` with the per-tensor buffer
 
@@ -583,7 +583,7 @@ def radam(
 ) -> None:
     r"""Functional RAdam: one step over lists of parameters, gradients and state tensors, updated in place.
 
-    Implements, per parameter (see :class:`radam.RAdam` for every option)
+    Implements, per parameter (see ``radam.RAdam`` for every option)
 
     .. math::
 
@@ -593,7 +593,7 @@ def radam(
 
     ``max_exp_avg_sqs`` is read only when ``amsgrad`` (pass an empty list otherwise); ``state_steps`` holds one
     0-d tensor per parameter, incremented here. ``foreach=None`` picks the foreach path when every tensor is on a
-    device with foreach kernels (CUDA) and ``differentiable`` is off, like :mod:`torch.optim`; ``fused=True``
+    device with foreach kernels (CUDA) and ``differentiable`` is off, like ``torch.optim``; ``fused=True``
     dispatches to the Triton kernel of ``radam.fused`` (``RuntimeError`` where it is unavailable).
     """
     if not all(isinstance(t, torch.Tensor) for t in state_steps):
