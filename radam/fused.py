@@ -16,23 +16,24 @@ This module does the whole step in one pass and one launch.
 
 How the kernel works
 --------------------
-The kernel (:func:`radam._fused_kernel.radam_step_kernel`) is a *multi-tensor* kernel, like apex's and torch's fused
+The kernel (``radam._fused_kernel.radam_step_kernel``) is a *multi-tensor* kernel, like apex's and torch's fused
 Adam: one launch updates a whole list of tensors of different sizes.
 
 1. **A plan on the device.** The host writes, once, an int64 tensor holding a *pointer table* (the addresses of every
    parameter, gradient, ``exp_avg``, ``exp_avg_sq``, step count, and ``max_exp_avg_sq`` under amsgrad), the number of
-   elements of each tensor, and a *block table*: program ``b`` of the launch updates chunk ``c_b`` (elements
-   ``c_b * BLOCK`` to ``(c_b + 1) * BLOCK - 1``) of tensor ``i_b``. A tensor of ``n`` elements gets
-   :math:`\lceil n / \text{BLOCK} \rceil` programs, so the launch has one program per chunk of the whole list, and
-   the GPU's scheduler spreads them over its multiprocessors.
-2. **Scalars per program.** Each program reads its tensor's step count :math:`t-1` and computes, in float64,
-   :math:`\beta_1^t, \beta_2^t` (by binary exponentiation), the bias corrections, :math:`\rho_t` and the rectifier
-   :math:`r_t`. This is a few hundred scalar operations against ``BLOCK`` elements of memory traffic, so it costs
-   nothing measurable, and it is why the step needs no host synchronisation: the step count and the learning rate
-   (when it is a tensor) live on the device, so the step can be captured in a CUDA graph.
-3. **One pass over memory.** The program loads its chunk of :math:`\theta, g, m, v` (16-byte accesses when the
-   addresses allow), applies the update below in registers, and stores :math:`\theta, m, v` (and :math:`v^{\max}`).
-4. **The step counts.** Every program of tensor :math:`i` needs the *old* count, so no program may increment it
+   elements of each tensor, and a *block table*: block ``b`` is chunk ``c_b`` (elements ``c_b * BLOCK`` to
+   ``(c_b + 1) * BLOCK - 1``) of tensor ``i_b``. A tensor of ``n`` elements has
+   :math:`\lceil n / \text{BLOCK} \rceil` blocks, so a list of any shapes becomes one flat list of equal blocks.
+2. **A grid-stride loop.** The launch runs ``P`` programs (a few per multiprocessor, :data:`PROGRAMS_PER_SM`);
+   program ``p`` updates blocks ``p, p + P, p + 2P, ...``, so every multiprocessor stays busy whatever the shapes.
+3. **One pass over memory per block.** The program looks up the block's tensor and chunk, loads the chunk of
+   :math:`\theta, g, m, v` (16-byte accesses when the addresses allow), and while those loads are in flight reads
+   the tensor's step count :math:`t-1` and computes, in float64, :math:`\beta_1^t, \beta_2^t` (binary
+   exponentiation), the bias corrections, :math:`\rho_t` and the rectifier :math:`r_t`: a few hundred scalar
+   operations against 112 KiB of memory traffic. It then applies the update below in registers and stores
+   :math:`\theta, m, v` (and :math:`v^{\max}`). Because the step count and the learning rate (when it is a tensor)
+   are read on the device, the step never synchronises with the host and can be captured in a CUDA graph.
+4. **The step counts.** Every block of tensor :math:`i` needs the *old* count, so no program may increment it
    while others could still read it. Each program, when done, adds one to a counter with an atomic operation; the
    program that sees it was last increments every step count and resets the counter to zero for the next launch.
 
@@ -56,23 +57,29 @@ with :math:`\rho_\infty = 2/(1-\beta_2) - 1`, :math:`\rho_t = \rho_\infty - 2 t 
 .. math:: r_t = \sqrt{\frac{(\rho_t - 4)(\rho_t - 2)\,\rho_\infty}{(\rho_\infty - 4)(\rho_\infty - 2)\,\rho_t}}
 
 or the exact :math:`r_t = \sqrt{\mathrm{Var}[\psi](\rho_\infty) / \mathrm{Var}[\psi](\rho_t)}` of
-:func:`radam.theory.r_t_exact`. The exact variance needs :math:`\log\Gamma`, which a GPU kernel does not have in
-float64 and Triton's interpreter does not have at all; the kernel uses only :math:`+,-,\times,/,\sqrt{}`:
+:func:`radam.theory.r_t_exact`. The numerator depends on :math:`\beta_2` alone and comes from the host
+(:func:`radam.theory.variance_psi_exact`); the denominator changes every step and is computed in the kernel. It
+needs :math:`\log\Gamma`, which a GPU kernel does not have in float64 and Triton's interpreter does not have at all,
+so the kernel uses only :math:`+,-,\times,/`:
 
 .. math::
-   \mathrm{Var}[\psi](\rho) = \frac{\rho}{\rho - 2}\,(1 - q(x)), \quad x = \frac{\rho}{2}, \quad
-   q(x) = (x-1)\frac{\Gamma(x-\frac12)^2}{\Gamma(x)^2}, \qquad
-   q(x) = \underbrace{\frac{(x-1) P^2}{y-1}}_{F}\, q(y), \quad
+   \mathrm{Var}[\psi](\rho) = \frac{\rho}{\rho - 2}\,\bigl(1 - q(x)\bigr), \quad x = \frac{\rho}{2}, \quad
+   q(x) = (x-1)\frac{\Gamma(x-\frac12)^2}{\Gamma(x)^2} = \underbrace{\frac{(x-1) P^2}{y-1}}_{F}\; q(y), \quad
    P = \prod_{k=0}^{s-1} \frac{x+k}{x+k-\frac12}, \quad y = x + s \ge 10,
 
-and :math:`\log q(y) = \log(1 - 1/y) + 2 \log\bigl(\sqrt{y}\,\Gamma(y-\frac12)/\Gamma(y)\bigr)` is a power series
-in :math:`1/y` (see :func:`log_q_series`), so :math:`1 - q(x) = (1 - F) - F\,\mathrm{expm1}(\log q(y))` keeps full
-precision even when :math:`q` is within :math:`10^{-6}` of 1.
+where the product comes from :math:`\Gamma(z+1) = z\,\Gamma(z)`, and
+:math:`\log q(y) = \log(1 - 1/y) + 2 \log\bigl(\sqrt{y}\,\Gamma(y-\frac12)/\Gamma(y)\bigr)` is a power series in
+:math:`1/y` (:func:`log_q_series`), so that :math:`1 - q(x) = (1 - F) - F\,\mathrm{expm1}(\log q(y))` keeps full
+precision even where :math:`q` is within :math:`10^{-6}` of 1 (:math:`F = 1` exactly when no shift is needed).
 
-Precision: the scalars are computed in float64 and rounded to the arithmetic's dtype, exactly as torch rounds its
-Python-float scalars; the element-wise arithmetic runs in float32 (float64 for float64 parameters) with IEEE-rounded
-division and square root. Half-precision parameters (float16, bfloat16) are read, updated in float32 against
-float32 state, and rounded once when stored. Complex parameters are updated as pairs of reals, as torch does.
+Precision. The scalars are computed in float64 and rounded to the arithmetic's dtype, as torch rounds its
+Python-float scalars. The element-wise arithmetic runs in float32 (float64 for float64 parameters) and rounds where
+torch's kernels round: a fused multiply-add exactly where they use one (``lerp``, ``addcmul``, ``add`` with
+``alpha``), IEEE division and square root, :math:`\epsilon`-denominator inverted then multiplied (torch's
+``scalar / tensor``); the compiler's own contraction of multiply-adds is switched off. The fused step therefore
+agrees with the single-tensor path to a unit in the last place, element by element. Half-precision parameters
+(float16, bfloat16) are read, updated in float32 against float32 state, and rounded once (to nearest even) when
+stored. Complex parameters are updated as pairs of reals, as torch does.
 
 Host overhead
 -------------
@@ -99,10 +106,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["BLOCK_SIZE", "check_fused_supported", "fused_radam", "interpreter_enabled", "log_q_series"]
+__all__ = ["BLOCK_SIZE", "PROGRAMS_PER_SM", "check_fused_supported", "fused_radam", "interpreter_enabled", "log_q_series"]
 
 BLOCK_SIZE = 4096
-"""Elements per program: each program moves 28 bytes x 4096 = 112 KiB of float32 traffic."""
+"""Elements per block (a block is 28 bytes x 4096 = 112 KiB of float32 traffic)."""
+PROGRAMS_PER_SM = 8
+"""Programs launched per GPU multiprocessor (at most one per block); each loops over its share of the blocks."""
 NUM_WARPS = 8
 STEP_BLOCK = 1024  # step counts advanced per iteration by the last program
 _MAX_PLANS_PER_GROUP = 4  # addresses that alternate between steps (gradients freed and re-allocated) stay cached
@@ -209,7 +218,7 @@ class _Launch:
     state_dtype: torch.dtype
     step_dtype: torch.dtype
     n_tensors: int
-    n_programs: int
+    n_blocks: int
     aligned: bool
     plan: Tensor  # int64 on the device (layout in radam._fused_kernel)
     counter: Tensor  # int32[1] on the device, zero between launches
@@ -229,6 +238,7 @@ _PLANS: dict[tuple, list[_Plan]] = {}
 _CAPTURED: list[_Plan] = []  # plans a CUDA graph has recorded: never freed
 _SERIES: dict[torch.device, Tensor] = {}
 _KERNELS: dict[str, Any] = {}
+_SM_COUNTS: dict[torch.device, int] = {}
 _addresses_equal = getattr(torch._C, "_tensors_data_ptrs_at_indices_equal", None)
 
 
@@ -247,6 +257,14 @@ def _series(device: torch.device) -> Tensor:
 
         _SERIES[device] = torch.tensor(log_q_series(_fused_kernel.N_SERIES), dtype=torch.float64, device=device)
     return _SERIES[device]
+
+
+def _default_programs(device: torch.device, n_blocks: int) -> int:
+    if device.type != "cuda":
+        return n_blocks
+    if device not in _SM_COUNTS:
+        _SM_COUNTS[device] = torch.cuda.get_device_properties(device).multi_processor_count
+    return _SM_COUNTS[device] * PROGRAMS_PER_SM
 
 
 def _capturing(device: torch.device) -> bool:
@@ -357,7 +375,7 @@ def _build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _P
                 state_dtype=_SUPPORTED[param_dtype],
                 step_dtype=step_dtype,
                 n_tensors=len(members),
-                n_programs=len(block_tensor),
+                n_blocks=len(block_tensor),
                 aligned=aligned,
                 plan=plan,
                 counter=torch.zeros(1, dtype=torch.int32, device=device),
@@ -431,6 +449,7 @@ def fused_radam(
     maximize: bool,
     capturable: bool,
     block_size: int = BLOCK_SIZE,
+    max_programs: int | None = None,
 ) -> None:
     r"""One RAdam step over lists of tensors, in one kernel launch per (device, dtype); the step counts advance.
 
@@ -443,7 +462,9 @@ def fused_radam(
 
     ``lr`` may be a float or a 1-element tensor (on the device: read by the kernel, so a captured CUDA graph sees
     its current value). The step never synchronises with the host, whatever ``capturable`` says: the step counts
-    must live on the parameters' device. ``block_size`` (a power of two) is the number of elements per program.
+    must live on the parameters' device. ``block_size`` (a power of two) is the number of elements per block,
+    ``max_programs`` the most programs a launch runs (default :data:`PROGRAMS_PER_SM` per multiprocessor on a GPU,
+    one per block in the interpreter); each program updates every ``max_programs``-th block.
     """
     if not params:
         return
@@ -478,10 +499,11 @@ def fused_radam(
             lr_value = float(lr)  # a CPU tensor: reading it does not synchronise with the GPU
         else:
             lr_value = float(lr)
-        _kernel(launch.device)[(launch.n_programs,)](
+        programs = min(launch.n_blocks, max_programs or _default_programs(launch.device, launch.n_blocks))
+        _kernel(launch.device)[(programs,)](
             launch.plan,
             launch.n_tensors,
-            launch.n_programs,
+            launch.n_blocks,
             launch.counter,
             launch.series,
             lr_value,

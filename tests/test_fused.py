@@ -29,9 +29,11 @@ def interpreter(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 
-def run_fused(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, **options):
+def run_fused(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, max_programs=2, **options):
+    """The fused step with two programs: each loops over several blocks (the interpreter runs them in turn)."""
     o = {**OPTIONS, **options}
-    fused.fused_radam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, capturable=False, **o)
+    fused.fused_radam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, capturable=False,
+                      max_programs=max_programs, **o)
 
 
 def assert_same_state(fused_state, reference_state, rtol, atol=0.0):
@@ -218,7 +220,7 @@ def test_mixed_dtypes_and_misaligned_tensors(interpreter):
     generator = torch.Generator().manual_seed(6)
     for _ in range(8):
         grads = random_grads(params, generator)
-        run_fused(params, grads, exp_avgs, exp_avg_sqs, [], steps)
+        run_fused(params, grads, exp_avgs, exp_avg_sqs, [], steps, max_programs=None)  # a program per block
         p, m, v, vmax, s = reference
         reference_step(p, [g.clone() for g in grads], m, v, vmax, s)
         assert_same_state(state, reference, rtol=1e-6)
