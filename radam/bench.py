@@ -31,7 +31,8 @@ median is reported, with the 10th and 90th percentiles. The JSON written (atomic
 versions, the command, the commit and the date.
 
 The CPU mode (``--device cpu``) doubles as the check that ``radam.RAdam``'s default path is no slower than
-``torch.optim.RAdam``'s on a 10M-parameter list: it prints the ratio of their medians.
+``torch.optim.RAdam``'s on a 10M-parameter list: it prints the ratio of their medians, and the median of the
+per-round ratios (the two steps of a round run back to back, so a busy machine slows both alike).
 """
 
 from __future__ import annotations
@@ -91,6 +92,14 @@ DEFAULT_IMPLS = {
     ],
     "cpu": ["radam-default", "torch-radam-default", "radam-foreach", "torch-radam-foreach"],
 }
+RATIOS = [
+    ("radam-default", "torch-radam-default"),
+    ("radam-fused", "torch-radam-foreach"),
+    ("radam-fused", "torch-adam-fused"),
+    ("radam-foreach", "torch-radam-foreach"),
+    ("radam-forloop", "torch-radam-forloop"),
+]
+"""Pairs compared in each case: the ratio of their median step times, and the median of per-round ratios."""
 SKIP_BY_DEFAULT = {("small", "torch-radam-compiled")}  # compiling a 2000-tensor step takes minutes
 LR = 1e-4
 
@@ -239,7 +248,7 @@ def run_case(
     for name in impls:
         if name in times:
             results[name] = _summary(times[name])
-    return {"n_params": n_params, "n_tensors": len(params), "results": results}
+    return {"n_params": n_params, "n_tensors": len(params), "results": results, "times_ms": times}
 
 
 def _cpu_name() -> str:
@@ -317,14 +326,16 @@ def run(
         chosen = [name for name in impls if explicit or (case, name) not in SKIP_BY_DEFAULT]
         entry = run_case(case, chosen, torch_device, repeats, warmup)
         entry["floor_ms"] = BYTES_PER_PARAM * entry["n_params"] / (bandwidth * 1e9) * 1e3
-        medians = {name: r["median_ms"] for name, r in entry["results"].items() if "median_ms" in r}
-        ratios = {}
-        for ours, theirs in [("radam-default", "torch-radam-default"), ("radam-fused", "torch-radam-foreach"),
-                             ("radam-fused", "torch-adam-fused"), ("radam-foreach", "torch-radam-foreach"),
-                             ("radam-forloop", "torch-radam-forloop")]:
-            if ours in medians and theirs in medians:
-                ratios[f"{ours} / {theirs}"] = medians[ours] / medians[theirs]
+        times = entry.pop("times_ms")
+        ratios, paired = {}, {}
+        for ours, theirs in RATIOS:
+            if ours in times and theirs in times:
+                name = f"{ours} / {theirs}"
+                ratios[name] = statistics.median(times[ours]) / statistics.median(times[theirs])
+                # the same round's two steps ran back to back: their ratio is immune to slow drifts of the machine
+                paired[name] = statistics.median(a / b for a, b in zip(times[ours], times[theirs]))
         entry["ratios"] = ratios
+        entry["paired_ratios"] = paired
         result["cases"][case] = entry
     return result
 
@@ -363,7 +374,8 @@ def format_table(result: dict[str, Any]) -> str:
             else:
                 lines.append(f"  {name:22s} skipped: {r['error']}")
         for name, ratio in entry["ratios"].items():
-            lines.append(f"  ratio {name}: {ratio:.3f}")
+            lines.append(f"  ratio {name}: {ratio:.3f} (of medians), {entry['paired_ratios'][name]:.3f} "
+                         "(median of per-round ratios)")
     return "\n".join(lines)
 
 

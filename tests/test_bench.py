@@ -41,7 +41,8 @@ def test_run_records_provenance_and_results(tiny_case):
         r = case["results"][name]
         assert r["samples"] == 3 and r["p10_ms"] <= r["median_ms"] <= r["p90_ms"]
     assert "RuntimeError" in case["results"]["radam-fused"]["error"]  # no CUDA here: recorded, not raised
-    assert set(case["ratios"]) == {"radam-default / torch-radam-default"}
+    assert set(case["ratios"]) == set(case["paired_ratios"]) == {"radam-default / torch-radam-default"}
+    assert case["paired_ratios"]["radam-default / torch-radam-default"] > 0
 
 
 def test_steps_really_happen(tiny_case):
