@@ -264,3 +264,29 @@ def test_inconsistent_tensors_are_refused(interpreter):
         run_fused(params, [torch.zeros(4, 4)], [torch.zeros(4, 4, dtype=torch.float64)], exp_avg_sqs, [], steps)
     with pytest.raises(RuntimeError, match="grad 0"):
         run_fused(params, [torch.zeros(4, 4, dtype=torch.float64)], exp_avgs, exp_avg_sqs, [], steps)
+
+
+@needs_triton
+def test_optimizer_fused_matches_optimizer_single_tensor(interpreter):
+    """radam.RAdam(fused=True) steps like radam.RAdam(foreach=False): the optimizer's dispatch, state and dtypes."""
+    import radam
+
+    options = dict(degenerate="skip", weight_decay=0.1, decoupled_weight_decay=True, amsgrad=True, rectifier="exact")
+    generator = torch.Generator().manual_seed(9)
+    params = [torch.randn(s, generator=generator) for s in SHAPES]
+    fused_params = [p.clone().requires_grad_() for p in params]
+    single_params = [p.clone().requires_grad_() for p in params]
+    fused_opt = radam.RAdam(fused_params, lr=1e-2, fused=True, **options)
+    single_opt = radam.RAdam(single_params, lr=1e-2, foreach=False, **options)
+    for _ in range(STEPS):
+        for p, q in zip(fused_params, single_params):
+            g = torch.randn(p.shape, generator=generator)
+            p.grad, q.grad = g.clone(), g.clone()
+        fused_opt.step()
+        single_opt.step()
+        keys = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq", "step"]
+        assert_same_state(
+            [[p.detach() for p in fused_params]] + [[fused_opt.state[p][k] for p in fused_params] for k in keys],
+            [[q.detach() for q in single_params]] + [[single_opt.state[q][k] for q in single_params] for k in keys],
+            rtol=1e-6,
+        )

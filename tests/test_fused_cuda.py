@@ -167,3 +167,18 @@ def test_many_programs_and_unequal_steps():
     assert [float(s) for s in state[4]] == [float(i % 9 + 12) for i in range(300)]
     for a, b in zip(state[0] + state[1] + state[2], reference[0] + reference[1] + reference[2]):
         assert_close_scaled(a, b)
+
+
+def test_float64_params_carry_float64_scalars():
+    """float64 params: arithmetic and scalars in float64 (beta, lr, eps reach the kernel unrounded)."""
+    config = dict(weight_decay=0.1, rectifier="exact", amsgrad=True, beta2=0.9995)
+    state = make_state(SHAPES, dtype=torch.float64, device="cuda", amsgrad=True, seed=6)
+    reference = [[t.clone() for t in lst] for lst in state]
+    generator = torch.Generator().manual_seed(7)
+    for _ in range(STEPS):
+        grads = random_grads(state[0], generator)
+        fused.fused_radam(state[0], grads, *state[1:], capturable=False, **{**OPTIONS, **config})
+        p, m, v, vmax, s = reference
+        reference_step(p, [g.clone() for g in grads], m, v, vmax, s, **config)
+    for a, b in zip(state[0] + state[1] + state[2], reference[0] + reference[1] + reference[2]):
+        assert_close_scaled(a, b, rtol=1e-12)
