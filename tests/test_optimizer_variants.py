@@ -41,7 +41,7 @@ def _grads(params, gen, scale=1.0):
     return [torch.randn(p.shape, generator=gen, dtype=p.dtype) * scale for p in params]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(options=OPTIONS, seed=st.integers(0, 2**16), missing=st.integers(0, 2))
 def test_foreach_matches_single_tensor_for_every_option(options, seed, missing):
     """Params and every state tensor after each of 12 steps; one param misses its grad at steps 2 and 3.
