@@ -61,8 +61,11 @@ def test_foreach_matches_single_tensor_for_every_option(options, seed, missing):
         for i, (a, b, g) in enumerate(zip(pa, pb, grads)):
             has = not (i == missing and t in (2, 3))
             a.grad, b.grad = (g.clone(), g.clone()) if has else (None, None)
+        grads_before = [None if a.grad is None else a.grad.clone() for a in pa]
         opt_a.step()
         opt_b.step()
+        for a, b, g in zip(pa, pb, grads_before):  # .grad is never modified, whatever the options
+            assert (a.grad is None and b.grad is None) or (torch.equal(a.grad, g) and torch.equal(b.grad, g))
         for a, b in zip(pa, pb):
             torch.testing.assert_close(a, b, **tol)
             assert set(opt_a.state[a]) == set(opt_b.state[b])
