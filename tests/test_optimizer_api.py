@@ -699,3 +699,19 @@ def test_state_dict_and_load_state_dict_hooks():
 
 def test_radam_is_exported():
     assert radam.RAdam is RAdam and "RAdam" in radam.__all__
+
+
+def test_named_parameters_state_dict_loads_into_unnamed_and_back():
+    model = _model()
+    x, y = _data()
+    named = RAdam(model.named_parameters(), lr=0.01)
+    named.step(_closure(model, named, x, y))
+    sd = named.state_dict()
+    assert sd["param_groups"][0]["param_names"] == [n for n, _ in model.named_parameters()]
+    unnamed = RAdam(model.parameters(), lr=0.01)
+    unnamed.load_state_dict(copy.deepcopy(sd))
+    assert unnamed.param_groups[0]["param_names"] == sd["param_groups"][0]["param_names"]
+    named2 = RAdam(model.named_parameters(), lr=0.01)
+    named2.load_state_dict(copy.deepcopy(unnamed.state_dict()))
+    for k in sd["state"]:
+        _state_equal(named2.state_dict()["state"][k], sd["state"][k])
