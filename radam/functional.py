@@ -44,6 +44,7 @@ Note where :math:`\epsilon` sits: it is added to :math:`\sqrt{v_t}` *before* the
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, cast
 
@@ -146,6 +147,7 @@ def _variance_psi_tensor(rho: torch.Tensor) -> torch.Tensor:
     return rho / (rho - 2.0) * -torch.expm1(_log_q_tensor(rho))
 
 
+@functools.lru_cache(maxsize=256)  # tensors of a group share their step: one theory call per (step, beta2, threshold)
 def _exact_rect_float(step: float, beta2: float, threshold: float) -> float:
     """The exact rectifier for a Python float step (the non-capturable paths): ``radam.theory.r_t_exact``."""
     return float(theory.r_t_exact(step, beta2, threshold))
