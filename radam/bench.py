@@ -266,7 +266,8 @@ def device_info(device: torch.device) -> dict[str, Any]:
         props = torch.cuda.get_device_properties(device)
         return {"type": "cuda", "name": props.name, "capability": f"{props.major}.{props.minor}",
                 "memory_gib": round(props.total_memory / 2**30, 1), "multiprocessors": props.multi_processor_count}
-    return {"type": "cpu", "name": _cpu_name(), "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    return {"type": "cpu", "name": _cpu_name(), "logical_cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads()}
 
 
 def versions() -> dict[str, str | None]:
@@ -296,6 +297,12 @@ def git_commit() -> str | None:
     return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def _fused_setting(name: str) -> int:
+    from radam import fused
+
+    return getattr(fused, name)
+
+
 def run(
     device: str = "cpu", cases: list[str] | None = None, impls: list[str] | None = None, repeats: int = 50,
     warmup: int = 8, threads: int | None = None, command: str | None = None, copy_mib: int | None = None,
@@ -317,7 +324,10 @@ def run(
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "device": device_info(torch_device),
         "versions": versions(),
-        "settings": {"repeats": repeats, "warmup": warmup, "lr": LR, "copy_mib": copy_mib, "timer": "cuda events" if kind == "cuda"
+        "settings": {"repeats": repeats, "warmup": warmup, "lr": LR, "copy_mib": copy_mib,
+                     "fused_block_size": _fused_setting("BLOCK_SIZE"),
+                     "fused_programs_per_sm": _fused_setting("PROGRAMS_PER_SM"),
+                     "timer": "cuda events" if kind == "cuda"
                      else "time.perf_counter", "statistic": "median"},
         "copy_bandwidth_gb_s": bandwidth,
         "cases": {},
@@ -388,6 +398,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--warmup", type=int, default=8)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--copy-mib", type=int, help="size of the bandwidth copy (default 1024 on GPU, 256 on CPU)")
+    parser.add_argument("--fused-block-size", type=int, help="elements per block of the fused kernel (a power of 2)")
+    parser.add_argument("--fused-programs-per-sm", type=int, help="programs per multiprocessor of the fused kernel")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--out", type=Path, help="JSON file to write")
     output.add_argument("--out-dir", type=Path, help="folder for the JSON file (named after the device)")
@@ -401,6 +413,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             parser.error(f"unknown implementation {name!r}")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")
+    from radam import fused
+
+    if args.fused_block_size:
+        if args.fused_block_size & (args.fused_block_size - 1):
+            parser.error("--fused-block-size must be a power of 2")
+        fused.BLOCK_SIZE = args.fused_block_size
+    if args.fused_programs_per_sm:
+        fused.PROGRAMS_PER_SM = args.fused_programs_per_sm
     command = "python -m radam.bench " + " ".join(sys.argv[1:] if argv is None else argv)
     result = run(args.device, args.cases.split(",") if args.cases else None, impls_arg, args.repeats, args.warmup,
                  args.threads, command=command.strip(), copy_mib=args.copy_mib)

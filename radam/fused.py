@@ -106,7 +106,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["BLOCK_SIZE", "PROGRAMS_PER_SM", "check_fused_supported", "fused_radam", "interpreter_enabled", "log_q_series"]
+__all__ = [
+    "BLOCK_SIZE",
+    "PROGRAMS_PER_SM",
+    "check_fused_supported",
+    "fused_radam",
+    "interpreter_enabled",
+    "log_q_series",
+]
 
 BLOCK_SIZE = 4096
 """Elements per block (a block is 28 bytes x 4096 = 112 KiB of float32 traffic)."""
@@ -247,7 +254,8 @@ def _kernel(device: torch.device):
     if mode not in _KERNELS:
         from radam import _fused_kernel
 
-        _KERNELS[mode] = _fused_kernel.interpreted_kernel() if mode == "interpreter" else _fused_kernel.compiled_kernel()
+        build = _fused_kernel.interpreted_kernel if mode == "interpreter" else _fused_kernel.compiled_kernel
+        _KERNELS[mode] = build()
     return _KERNELS[mode]
 
 
@@ -335,9 +343,13 @@ def _build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _P
                 )
         for tensor in [grad, *state, step]:
             if tensor.device != param.device:
-                raise RuntimeError(f"fused_radam: parameter {i} is on {param.device}, its grad or state on {tensor.device}")
+                raise RuntimeError(
+                    f"fused_radam: parameter {i} is on {param.device}, its grad or state on {tensor.device}"
+                )
         if step.numel() != 1 or step.dtype not in (torch.float32, torch.float64):
-            raise RuntimeError(f"fused_radam: state_steps[{i}] must be a 1-element float32/float64 tensor on the device")
+            raise RuntimeError(
+                f"fused_radam: state_steps[{i}] must be a 1-element float32/float64 tensor on the device"
+            )
         for tensor in [param, grad, *state]:
             if not _is_dense(tensor) or tensor.stride() != param.stride():
                 raise RuntimeError(
@@ -448,7 +460,7 @@ def fused_radam(
     amsgrad: bool,
     maximize: bool,
     capturable: bool,
-    block_size: int = BLOCK_SIZE,
+    block_size: int | None = None,
     max_programs: int | None = None,
 ) -> None:
     r"""One RAdam step over lists of tensors, in one kernel launch per (device, dtype); the step counts advance.
@@ -462,7 +474,8 @@ def fused_radam(
 
     ``lr`` may be a float or a 1-element tensor (on the device: read by the kernel, so a captured CUDA graph sees
     its current value). The step never synchronises with the host, whatever ``capturable`` says: the step counts
-    must live on the parameters' device. ``block_size`` (a power of two) is the number of elements per block,
+    must live on the parameters' device. ``block_size`` (a power of two, default :data:`BLOCK_SIZE`) is the number
+    of elements per block,
     ``max_programs`` the most programs a launch runs (default :data:`PROGRAMS_PER_SM` per multiprocessor on a GPU,
     one per block in the interpreter); each program updates every ``max_programs``-th block.
     """
@@ -482,6 +495,9 @@ def fused_radam(
         raise ValueError("fused_radam: amsgrad needs one max_exp_avg_sq per parameter")
     variance_inf = _variance_at_rho_inf(float(beta2), float(threshold)) if rectifier == "exact" else 1.0
     lists = [params, grads, exp_avgs, exp_avg_sqs, state_steps] + ([max_exp_avg_sqs] if amsgrad else [])
+    block_size = block_size or BLOCK_SIZE
+    if block_size < 16 or block_size & (block_size - 1):
+        raise ValueError(f"block_size must be a power of two of at least 16, got {block_size}")
     plan = _find_plan(lists, amsgrad, block_size)
     lr_is_tensor = isinstance(lr, Tensor)
     for launch in plan.launches:
