@@ -19,15 +19,15 @@ number of blocks. A launch has ``P <= B`` programs; program ``p`` updates blocks
 import triton
 import triton.language as tl
 
-# Rows of the pointer table.
-PARAM, GRAD, EXP_AVG, EXP_AVG_SQ, STEP, MAX_EXP_AVG_SQ = range(6)
+# Rows of the pointer table (constexpr: a Triton kernel reads only constexpr globals).
+PARAM, GRAD, EXP_AVG, EXP_AVG_SQ, STEP, MAX_EXP_AVG_SQ = (tl.constexpr(row) for row in range(6))
 N_ROWS_PLAIN = 5
 N_ROWS_AMSGRAD = 6
-# Number of coefficients of the power series of log q (see radam.fused._log_q_series).
-N_SERIES = 16
+# Number of coefficients of the power series of log q (see radam.fused.log_q_series).
+N_SERIES = tl.constexpr(16)
 # The exact variance of psi uses the series once x = rho/2 is at least this (below, x is shifted up first).
-SERIES_FROM = 10.0
-EXPM1_TERMS = 8
+SERIES_FROM = tl.constexpr(10.0)
+EXPM1_TERMS = tl.constexpr(8)
 
 
 def radam_step_kernel(
@@ -91,126 +91,144 @@ def radam_step_kernel(
         exp_avg_addr = tl.load(plan + EXP_AVG * n_tensors + tensor)
         exp_avg_sq_addr = tl.load(plan + EXP_AVG_SQ * n_tensors + tensor)
         step_addr = tl.load(plan + STEP * n_tensors + tensor)
-        if ALIGNED:
-            param_addr = tl.multiple_of(param_addr, 16)
-            grad_addr = tl.multiple_of(grad_addr, 16)
-            exp_avg_addr = tl.multiple_of(exp_avg_addr, 16)
-            exp_avg_sq_addr = tl.multiple_of(exp_avg_sq_addr, 16)
         param_ptr = param_addr.to(tl.pointer_type(PARAM_DTYPE))
         grad_ptr = grad_addr.to(tl.pointer_type(PARAM_DTYPE))
         exp_avg_ptr = exp_avg_addr.to(tl.pointer_type(STATE_DTYPE))
         exp_avg_sq_ptr = exp_avg_sq_addr.to(tl.pointer_type(STATE_DTYPE))
+        if ALIGNED:
+            param_ptr = tl.multiple_of(param_ptr, 16)
+            grad_ptr = tl.multiple_of(grad_ptr, 16)
+            exp_avg_ptr = tl.multiple_of(exp_avg_ptr, 16)
+            exp_avg_sq_ptr = tl.multiple_of(exp_avg_sq_ptr, 16)
 
-        # ---- 2. Load the chunk first, so that memory works while the scalars are computed. ----
-        offsets = chunk.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        mask = offsets < numel
-        param = tl.load(param_ptr + offsets, mask=mask).to(STATE_DTYPE)
-        grad = tl.load(grad_ptr + offsets, mask=mask).to(STATE_DTYPE)
-        exp_avg = tl.load(exp_avg_ptr + offsets, mask=mask)
-        exp_avg_sq = tl.load(exp_avg_sq_ptr + offsets, mask=mask)
-        if AMSGRAD:
-            max_addr = tl.load(plan + MAX_EXP_AVG_SQ * n_tensors + tensor)
-            if ALIGNED:
-                max_addr = tl.multiple_of(max_addr, 16)
-            max_ptr = max_addr.to(tl.pointer_type(STATE_DTYPE))
-            max_exp_avg_sq = tl.load(max_ptr + offsets, mask=mask)
+        # The body below is compiled twice: without a mask, for the full blocks (the compiler may then use 16-byte
+        # accesses, which a mask that can cut anywhere forbids), and with one for the last, partial block of a
+        # tensor. Each block runs the copy that fits it.
+        partial = (chunk + 1) * BLOCK > numel
+        for MASKED in tl.static_range(2):
+            if partial == (MASKED == 1):
+                # ---- 2. Load the chunk first, so that memory works while the scalars are computed. ----
+                offsets = chunk.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+                if MASKED:
+                    mask = offsets < numel
+                else:
+                    mask = None
+                param = tl.load(param_ptr + offsets, mask=mask).to(STATE_DTYPE)
+                grad = tl.load(grad_ptr + offsets, mask=mask).to(STATE_DTYPE)
+                exp_avg = tl.load(exp_avg_ptr + offsets, mask=mask)
+                exp_avg_sq = tl.load(exp_avg_sq_ptr + offsets, mask=mask)
+                if AMSGRAD:
+                    max_addr = tl.load(plan + MAX_EXP_AVG_SQ * n_tensors + tensor)
+                    max_ptr = max_addr.to(tl.pointer_type(STATE_DTYPE))
+                    if ALIGNED:
+                        max_ptr = tl.multiple_of(max_ptr, 16)
+                    max_exp_avg_sq = tl.load(max_ptr + offsets, mask=mask)
 
-        # ---- 3. The step's scalars, in float64, from this tensor's step count (the same for all its blocks). ----
-        t = tl.load(step_addr.to(tl.pointer_type(STEP_DTYPE))).to(tl.float64) + one  # the count is written in 5.
-        # beta1**t and beta2**t by binary exponentiation: only multiplications, no exp/log.
-        beta1_t = one
-        beta2_t = one
-        base1 = beta1
-        base2 = beta2
-        e = t.to(tl.int64)
-        while e > 0:
-            odd = (e % 2) == 1
-            beta1_t = tl.where(odd, beta1_t * base1, beta1_t)
-            beta2_t = tl.where(odd, beta2_t * base2, beta2_t)
-            base1 = base1 * base1
-            base2 = base2 * base2
-            e = e // 2
-        bias_correction1 = one - beta1_t
-        bias_correction2 = one - beta2_t
-        rho_t = rho_inf - 2.0 * t * beta2_t / bias_correction2
-        adaptive = rho_t > threshold
-        rect = one  # the rectifier multiplies adaptive steps only, and is computed only for them
-        if adaptive:
-            if EXACT:
-                # r_t = sqrt(Var[psi](rho_inf) / Var[psi](rho_t)), Var[psi](rho) = rho/(rho-2) (1 - q(x)), x = rho/2.
-                x = rho_t * 0.5
-                # Shift x up to y >= SERIES_FROM with Gamma(z+1) = z Gamma(z):
-                # Gamma(x-1/2)/Gamma(x) = Gamma(y-1/2)/Gamma(y) * P,  P = prod_k (x+k)/(x+k-1/2).
-                y = x
-                shift_product = one
-                while y < SERIES_FROM:
-                    shift_product = shift_product * y / (y - 0.5)
-                    y = y + 1.0
-                # log q(y) = log(1 - 1/y) + 2 log(Gamma(y-1/2) sqrt(y) / Gamma(y)), a power series in u = 1/y.
-                u = one / y
-                log_q_y = 0.0 * one
-                for k in tl.static_range(N_SERIES):  # Horner, from the highest coefficient down
-                    log_q_y = (log_q_y + tl.load(series + (N_SERIES - 1 - k))) * u
-                # expm1(log q(y)) by Taylor's series, Horner again (|log q(y)| < 0.03: 8 terms reach 1e-19).
-                expm1_log_q_y = 0.0 * one
-                for k in tl.static_range(EXPM1_TERMS):
-                    expm1_log_q_y = (expm1_log_q_y + 1.0) * log_q_y / (EXPM1_TERMS - k)
-                # q(x) = F q(y), F = (x-1) P^2 / (y-1): 1 - q(x) = (1 - F) - F expm1(log q(y)); F = 1 if no shift.
-                f = (x - 1.0) * shift_product * shift_product / (y - 1.0)
-                variance_t = rho_t / (rho_t - 2.0) * ((one - f) - f * expm1_log_q_y)
-                rect = tl.sqrt(variance_inf / variance_t)
-            else:
-                rect = tl.sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
-        updates = adaptive | DEGENERATE_SGD  # "skip" leaves the parameter alone (decay included) below threshold
-        rect_c = rect.to(STATE_DTYPE)
-        bias_correction1_c = bias_correction1.to(STATE_DTYPE)
-        sqrt_bias_correction2_c = tl.sqrt(bias_correction2).to(STATE_DTYPE)
-        decay_c = tl.where(updates, one - lr * weight_decay, one).to(STATE_DTYPE)
+                # ---- 3. The step's scalars, in float64, from the tensor's step count (same for all its blocks) ----
+                # t is the step being taken; the count itself is written in 5.
+                t = tl.load(step_addr.to(tl.pointer_type(STEP_DTYPE))).to(tl.float64) + one
+                # beta1**t and beta2**t by binary exponentiation: only multiplications, no exp/log.
+                beta1_t = one
+                beta2_t = one
+                base1 = beta1
+                base2 = beta2
+                e = t.to(tl.int64)
+                while e > 0:
+                    odd = (e % 2) == 1
+                    beta1_t = tl.where(odd, beta1_t * base1, beta1_t)
+                    beta2_t = tl.where(odd, beta2_t * base2, beta2_t)
+                    base1 = base1 * base1
+                    base2 = base2 * base2
+                    e = e // 2
+                bias_correction1 = one - beta1_t
+                bias_correction2 = one - beta2_t
+                rho_t = rho_inf - 2.0 * t * beta2_t / bias_correction2
+                adaptive = rho_t > threshold
+                rect = one  # the rectifier multiplies adaptive steps only, and is computed only for them
+                if adaptive:
+                    if EXACT:
+                        # r_t = sqrt(Var[psi](rho_inf) / Var[psi](rho_t)),
+                        # Var[psi](rho) = rho/(rho-2) (1 - q(x)), x = rho/2.
+                        x = rho_t * 0.5
+                        # Shift x up to y >= SERIES_FROM with Gamma(z+1) = z Gamma(z):
+                        # Gamma(x-1/2)/Gamma(x) = Gamma(y-1/2)/Gamma(y) * P,  P = prod_k (x+k)/(x+k-1/2).
+                        y = x
+                        shift_product = one
+                        while y < SERIES_FROM:
+                            shift_product = shift_product * y / (y - 0.5)
+                            y = y + 1.0
+                        # log q(y) = log(1 - 1/y) + 2 log(Gamma(y-1/2) sqrt(y) / Gamma(y)), a power series in u = 1/y.
+                        u = one / y
+                        log_q_y = 0.0 * one
+                        for k in tl.static_range(N_SERIES):  # Horner, from the highest coefficient down
+                            log_q_y = (log_q_y + tl.load(series + (N_SERIES - 1 - k))) * u
+                        # expm1(log q(y)) by Taylor's series, Horner again (|log q(y)| < 0.03: 8 terms reach 1e-19).
+                        expm1_log_q_y = 0.0 * one
+                        for k in tl.static_range(EXPM1_TERMS):
+                            expm1_log_q_y = (expm1_log_q_y + 1.0) * log_q_y / (EXPM1_TERMS - k)
+                        # q(x) = F q(y), F = (x-1) P^2 / (y-1): 1 - q(x) = (1 - F) - F expm1(log q(y)),
+                        # with F = 1 exactly where no shift was needed.
+                        f = (x - 1.0) * shift_product * shift_product / (y - 1.0)
+                        variance_t = rho_t / (rho_t - 2.0) * ((one - f) - f * expm1_log_q_y)
+                        rect = tl.sqrt(variance_inf / variance_t)
+                    else:
+                        rect = tl.sqrt(
+                            (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)
+                        )
+                # "skip" leaves the parameter alone (decay included) below the threshold
+                updates = adaptive | DEGENERATE_SGD
+                rect_c = rect.to(STATE_DTYPE)
+                bias_correction1_c = bias_correction1.to(STATE_DTYPE)
+                sqrt_bias_correction2_c = tl.sqrt(bias_correction2).to(STATE_DTYPE)
+                decay_c = tl.where(updates, one - lr * weight_decay, one).to(STATE_DTYPE)
 
-        # ---- 4. The update, in registers, and the stores. ----
-        # Rounding follows torch's kernels: fused multiply-adds exactly where they use them (add with alpha, lerp,
-        # addcmul), separate roundings elsewhere; the launch turns off the compiler's own contraction.
-        if MAXIMIZE:
-            grad = -grad
-        if WEIGHT_DECAY:
-            if DECOUPLED:
-                param = param * decay_c
-            else:
-                grad = tl.fma(param, weight_decay_c, grad)  # grad.add(param, alpha=weight_decay)
-        # exp_avg.lerp_(grad, w), w = 1 - beta1, torch's two-sided formula: m + w (g - m), or g - (1 - w)(g - m).
-        difference = grad - exp_avg
-        exp_avg = tl.where(
-            lerp_weight < 0.5,
-            tl.fma(difference, lerp_weight, exp_avg),
-            tl.fma(difference, lerp_weight - 1.0, grad),
-        )
-        exp_avg_sq = tl.fma(one_minus_beta2_c * grad, grad, exp_avg_sq * beta2_c)  # .mul_(b2).addcmul_(g, g, 1-b2)
-        denominator_sq = exp_avg_sq
-        if AMSGRAD:
-            max_exp_avg_sq = tl.maximum(max_exp_avg_sq, exp_avg_sq)
-            tl.store(max_ptr + offsets, max_exp_avg_sq, mask=mask)
-            denominator_sq = max_exp_avg_sq
-        # IEEE division and square root (Triton's tl.sqrt is approximate in float32); torch divides a scalar by a
-        # tensor as reciprocal-then-multiply, so the kernel does too.
-        if STATE_DTYPE == tl.float32:
-            bias_corrected_exp_avg = tl.div_rn(exp_avg, bias_correction1_c)
-            adaptive_lr = tl.div_rn(1.0, tl.sqrt_rn(denominator_sq) + eps_c) * sqrt_bias_correction2_c
-        else:
-            bias_corrected_exp_avg = exp_avg / bias_correction1_c
-            adaptive_lr = (1.0 / (tl.sqrt(denominator_sq) + eps_c)) * sqrt_bias_correction2_c
-        step_size = bias_corrected_exp_avg * lr_c
-        update = tl.where(adaptive, step_size * adaptive_lr * rect_c, step_size)
-        param = tl.where(updates, param - update, param)
-        if PARAM_DTYPE == tl.bfloat16:
-            # Round to nearest even by hand: the GPU's conversion does so, Triton's interpreter would truncate.
-            bits = param.to(tl.uint32, bitcast=True)
-            rounded = ((bits + (0x7FFF + ((bits >> 16) & 1))) >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
-            stored = tl.where(param == param, rounded, param.to(PARAM_DTYPE))  # NaN stays NaN
-        else:
-            stored = param.to(PARAM_DTYPE)
-        tl.store(param_ptr + offsets, stored, mask=mask)
-        tl.store(exp_avg_ptr + offsets, exp_avg, mask=mask)
-        tl.store(exp_avg_sq_ptr + offsets, exp_avg_sq, mask=mask)
+                # ---- 4. The update, in registers, and the stores. ----
+                # Rounding follows torch's kernels: fused multiply-adds exactly where they use them (add with
+                # alpha, lerp, addcmul), separate roundings elsewhere; the launch turns off the compiler's own
+                # contraction of multiply-adds.
+                if MAXIMIZE:
+                    grad = -grad
+                if WEIGHT_DECAY:
+                    if DECOUPLED:
+                        param = param * decay_c
+                    else:
+                        grad = tl.fma(param, weight_decay_c, grad)  # grad.add(param, alpha=weight_decay)
+                # exp_avg.lerp_(grad, w), w = 1 - beta1, by torch's two-sided formula:
+                # m + w (g - m) for w < 1/2, else g - (1 - w)(g - m).
+                difference = grad - exp_avg
+                exp_avg = tl.where(
+                    lerp_weight < 0.5,
+                    tl.fma(difference, lerp_weight, exp_avg),
+                    tl.fma(difference, lerp_weight - 1.0, grad),
+                )
+                # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                exp_avg_sq = tl.fma(one_minus_beta2_c * grad, grad, exp_avg_sq * beta2_c)
+                denominator_sq = exp_avg_sq
+                if AMSGRAD:
+                    max_exp_avg_sq = tl.maximum(max_exp_avg_sq, exp_avg_sq)
+                    tl.store(max_ptr + offsets, max_exp_avg_sq, mask=mask)
+                    denominator_sq = max_exp_avg_sq
+                # IEEE division and square root (Triton's tl.sqrt is approximate in float32); torch divides a
+                # scalar by a tensor as reciprocal-then-multiply, so the kernel does too.
+                if STATE_DTYPE == tl.float32:
+                    bias_corrected_exp_avg = tl.div_rn(exp_avg, bias_correction1_c)
+                    adaptive_lr = tl.div_rn(1.0, tl.sqrt_rn(denominator_sq) + eps_c) * sqrt_bias_correction2_c
+                else:
+                    bias_corrected_exp_avg = exp_avg / bias_correction1_c
+                    adaptive_lr = (1.0 / (tl.sqrt(denominator_sq) + eps_c)) * sqrt_bias_correction2_c
+                step_size = bias_corrected_exp_avg * lr_c
+                update = tl.where(adaptive, step_size * adaptive_lr * rect_c, step_size)
+                param = tl.where(updates, param - update, param)
+                if PARAM_DTYPE == tl.bfloat16:
+                    # Round to nearest even by hand: the GPU's conversion does so, Triton's interpreter would truncate.
+                    bits = param.to(tl.uint32, bitcast=True)
+                    rounded = ((bits + (0x7FFF + ((bits >> 16) & 1))) >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+                    stored = tl.where(param == param, rounded, param.to(PARAM_DTYPE))  # NaN stays NaN
+                else:
+                    stored = param.to(PARAM_DTYPE)
+                tl.store(param_ptr + offsets, stored, mask=mask)
+                tl.store(exp_avg_ptr + offsets, exp_avg, mask=mask)
+                tl.store(exp_avg_sq_ptr + offsets, exp_avg_sq, mask=mask)
 
     # ---- 5. The last program to finish advances every step count (all programs have read theirs by then). ----
     tl.debug_barrier()

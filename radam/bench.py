@@ -327,6 +327,7 @@ def run(
         "settings": {"repeats": repeats, "warmup": warmup, "lr": LR, "copy_mib": copy_mib,
                      "fused_block_size": _fused_setting("BLOCK_SIZE"),
                      "fused_programs_per_sm": _fused_setting("PROGRAMS_PER_SM"),
+                     "fused_num_warps": _fused_setting("NUM_WARPS"),
                      "timer": "cuda events" if kind == "cuda"
                      else "time.perf_counter", "statistic": "median"},
         "copy_bandwidth_gb_s": bandwidth,
@@ -400,6 +401,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--copy-mib", type=int, help="size of the bandwidth copy (default 1024 on GPU, 256 on CPU)")
     parser.add_argument("--fused-block-size", type=int, help="elements per block of the fused kernel (a power of 2)")
     parser.add_argument("--fused-programs-per-sm", type=int, help="programs per multiprocessor of the fused kernel")
+    parser.add_argument("--fused-num-warps", type=int, help="warps per program of the fused kernel")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--out", type=Path, help="JSON file to write")
     output.add_argument("--out-dir", type=Path, help="folder for the JSON file (named after the device)")
@@ -421,6 +423,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         fused.BLOCK_SIZE = args.fused_block_size
     if args.fused_programs_per_sm:
         fused.PROGRAMS_PER_SM = args.fused_programs_per_sm
+    if args.fused_num_warps:
+        fused.NUM_WARPS = args.fused_num_warps
     command = "python -m radam.bench " + " ".join(sys.argv[1:] if argv is None else argv)
     result = run(args.device, args.cases.split(",") if args.cases else None, impls_arg, args.repeats, args.warmup,
                  args.threads, command=command.strip(), copy_mib=args.copy_mib)

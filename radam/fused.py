@@ -27,10 +27,12 @@ Adam: one launch updates a whole list of tensors of different sizes.
 2. **A grid-stride loop.** The launch runs ``P`` programs (a few per multiprocessor, :data:`PROGRAMS_PER_SM`);
    program ``p`` updates blocks ``p, p + P, p + 2P, ...``, so every multiprocessor stays busy whatever the shapes.
 3. **One pass over memory per block.** The program looks up the block's tensor and chunk, loads the chunk of
-   :math:`\theta, g, m, v` (16-byte accesses when the addresses allow), and while those loads are in flight reads
+   :math:`\theta, g, m, v` (16-byte accesses where the addresses allow; the body is compiled twice, without a mask
+   for full blocks and with one for the last block of a tensor, because a mask that may cut between any two
+   elements rules out wide accesses), and while those loads are in flight reads
    the tensor's step count :math:`t-1` and computes, in float64, :math:`\beta_1^t, \beta_2^t` (binary
    exponentiation), the bias corrections, :math:`\rho_t` and the rectifier :math:`r_t`: a few hundred scalar
-   operations against 112 KiB of memory traffic. It then applies the update below in registers and stores
+   operations against 28 KiB of memory traffic. It then applies the update below in registers and stores
    :math:`\theta, m, v` (and :math:`v^{\max}`). Because the step count and the learning rate (when it is a tensor)
    are read on the device, the step never synchronises with the host and can be captured in a CUDA graph.
 4. **The step counts.** Every block of tensor :math:`i` needs the *old* count, so no program may increment it
@@ -115,11 +117,13 @@ __all__ = [
     "log_q_series",
 ]
 
-BLOCK_SIZE = 4096
-"""Elements per block (a block is 28 bytes x 4096 = 112 KiB of float32 traffic)."""
+BLOCK_SIZE = 1024
+"""Elements per block (28 KiB of float32 traffic): with 8 warps, 4 elements and one 16-byte access per tensor per
+thread, which keeps registers low (64 for float32) and so many warps resident per multiprocessor."""
 PROGRAMS_PER_SM = 8
 """Programs launched per GPU multiprocessor (at most one per block); each loops over its share of the blocks."""
 NUM_WARPS = 8
+"""Warps per program."""
 STEP_BLOCK = 1024  # step counts advanced per iteration by the last program
 _MAX_PLANS_PER_GROUP = 4  # addresses that alternate between steps (gradients freed and re-allocated) stay cached
 _MAX_GROUPS = 256
@@ -263,7 +267,7 @@ def _series(device: torch.device) -> Tensor:
     if device not in _SERIES:
         from radam import _fused_kernel
 
-        _SERIES[device] = torch.tensor(log_q_series(_fused_kernel.N_SERIES), dtype=torch.float64, device=device)
+        _SERIES[device] = torch.tensor(log_q_series(_fused_kernel.N_SERIES.value), dtype=torch.float64, device=device)
     return _SERIES[device]
 
 

@@ -21,12 +21,14 @@ HAS_TRITON = importlib.util.find_spec("triton") is not None
 needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed: the interpreter tests need it")
 
 STEPS = 20
-SHAPES = [(4100,), (3, 7)]  # 4100 elements: two programs on one tensor (BLOCK_SIZE = 4096); 3 programs in all
+SHAPES = [(4100,), (3, 7)]  # a full block and a partial one (blocks of 4096 here), and a partial block: 3 in all
 
 
 @pytest.fixture
 def interpreter(monkeypatch):
+    """Triton's interpreter, with blocks of 4096 elements (fewer programs to interpret; same kernel logic)."""
     monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(fused, "BLOCK_SIZE", 4096)
 
 
 def run_fused(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, max_programs=2, **options):
@@ -290,3 +292,39 @@ def test_optimizer_fused_matches_optimizer_single_tensor(interpreter):
             [[q.detach() for q in single_params]] + [[single_opt.state[q][k] for q in single_params] for k in keys],
             rtol=1e-6,
         )
+
+
+@needs_triton
+@pytest.mark.parametrize("param_dtype, amsgrad, wide", [("float32", True, 5), ("bfloat16", False, 2)])
+def test_kernel_compiles_for_hopper_with_wide_ieee_accesses(param_dtype, amsgrad, wide):
+    """Compile the kernel for sm_90 (no GPU needed; Triton ships ptxas) and read its PTX: 16-byte loads of the
+    float32 streams in full blocks, IEEE division and square root only, one atomic, no register spills."""
+    import re
+
+    import triton
+    import triton.language as tl
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler.compiler import ASTSource
+
+    from radam import _fused_kernel
+
+    constexprs = dict(
+        PARAM_DTYPE=getattr(tl, param_dtype), STATE_DTYPE=tl.float32, STEP_DTYPE=tl.float32,
+        N_ROWS=6 if amsgrad else 5, AMSGRAD=amsgrad, MAXIMIZE=False, WEIGHT_DECAY=True, DECOUPLED=False,
+        DEGENERATE_SGD=True, EXACT=amsgrad, LR_IS_TENSOR=False, ALIGNED=True, BLOCK=fused.BLOCK_SIZE,
+        STEP_BLOCK=fused.STEP_BLOCK,
+    )
+    signature = {
+        "plan": "*i64", "n_tensors": "i32", "n_blocks": "i32", "counter": "*i32", "series": "*fp64", "lr": "fp64",
+        "lr_ptr": "*i32", "beta1": "fp64", "beta2": "fp64", "eps": "fp64", "weight_decay": "fp64",
+        "threshold": "fp64", "variance_inf": "fp64", **{name: "constexpr" for name in constexprs},
+    }
+    aligned = {(i,): [["tt.divisibility", 16]] for i in (0, 3, 4)}  # torch's allocations are 16-byte aligned
+    source = ASTSource(_fused_kernel.compiled_kernel(), signature, constexprs=constexprs, attrs=aligned)
+    kernel = triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                            options={"num_warps": fused.NUM_WARPS, "enable_fp_fusion": False})
+    ptx = kernel.asm["ptx"]
+    assert len(re.findall(r"ld\.global(\.\w+)*\.v4\.(b32|f32)", ptx)) == wide  # one per float32 stream
+    assert "approx" not in ptx and "div.rn.f32" in ptx and "sqrt.rn.f32" in ptx
+    assert ptx.count("atom.") == 1
+    assert ".local" not in ptx  # no stack frame: nothing spilled to local memory

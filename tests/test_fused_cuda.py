@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 STEPS = 24
-# Several programs per tensor (BLOCK_SIZE = 4096), a 0-d tensor, a 2-D tensor, one large enough for many programs.
+# Full and partial blocks (BLOCK_SIZE = 1024), a 0-d tensor, a 2-D tensor, one large enough for many blocks.
 SHAPES = [(3, 700), (4096,), (), (1, 5), (257, 1031)]
 
 
