@@ -24,7 +24,7 @@ Adam: one launch updates a whole list of tensors of different sizes.
    elements of each tensor, and a *block table*: block ``b`` is chunk ``c_b`` (elements ``c_b * BLOCK`` to
    ``(c_b + 1) * BLOCK - 1``) of tensor ``i_b``. A tensor of ``n`` elements has
    :math:`\lceil n / \text{BLOCK} \rceil` blocks, so a list of any shapes becomes one flat list of equal blocks.
-2. **A grid-stride loop.** The launch runs ``P`` programs (a few per multiprocessor, :data:`PROGRAMS_PER_SM`);
+2. **A grid-stride loop.** The launch runs ``P`` programs (a few per multiprocessor, ``PROGRAMS_PER_SM``);
    program ``p`` updates blocks ``p, p + P, p + 2P, ...``, so every multiprocessor stays busy whatever the shapes.
 3. **One pass over memory per block.** The program looks up the block's tensor and chunk, loads the chunk of
    :math:`\theta, g, m, v` (16-byte accesses where the addresses allow; the body is compiled twice, without a mask
@@ -118,8 +118,8 @@ __all__ = [
 ]
 
 BLOCK_SIZE = 1024
-"""Elements per block (28 KiB of float32 traffic): with 8 warps, 4 elements and one 16-byte access per tensor per
-thread, which keeps registers low (64 for float32) and so many warps resident per multiprocessor."""
+"""Elements per block, 28 KiB of float32 traffic. With 8 warps a thread holds 4 elements of each tensor (one 16-byte
+access), which keeps registers low (64 for float32) and so many warps resident per multiprocessor."""
 PROGRAMS_PER_SM = 8
 """Programs launched per GPU multiprocessor (at most one per block); each loops over its share of the blocks."""
 NUM_WARPS = 8
@@ -478,9 +478,9 @@ def fused_radam(
 
     ``lr`` may be a float or a 1-element tensor (on the device: read by the kernel, so a captured CUDA graph sees
     its current value). The step never synchronises with the host, whatever ``capturable`` says: the step counts
-    must live on the parameters' device. ``block_size`` (a power of two, default :data:`BLOCK_SIZE`) is the number
+    must live on the parameters' device. ``block_size`` (a power of two, default ``BLOCK_SIZE``) is the number
     of elements per block,
-    ``max_programs`` the most programs a launch runs (default :data:`PROGRAMS_PER_SM` per multiprocessor on a GPU,
+    ``max_programs`` the most programs a launch runs (default ``PROGRAMS_PER_SM`` per multiprocessor on a GPU,
     one per block in the interpreter); each program updates every ``max_programs``-th block.
     """
     if not params:
