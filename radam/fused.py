@@ -85,10 +85,12 @@ stored. Complex parameters are updated as pairs of reals, as torch does.
 
 Host overhead
 -------------
-Building the plan costs a Python call per tensor, which would dominate a step over thousands of small tensors. The
-plan is therefore cached: a step only checks, in one C++ call where torch offers it, that every tensor still has
-the address the plan was built for, and reuses the plan (no host-to-device copy) when they all do. A plan used
-while a CUDA graph is being captured is kept alive for the life of the process, because the graph reads it.
+Building the plan costs several Python calls per tensor, which would dominate a step over thousands of small
+tensors. The plan is therefore cached: a step only checks, in one C++ call where torch offers it, that every tensor
+still has the address the plan was built for, and reuses the plan (no host-to-device copy) when they all do. When
+only the gradients moved (autograd frees and re-allocates them when ``zero_grad`` sets them to ``None``), only the
+plan's gradient row is rewritten. A plan used while a CUDA graph is being captured is kept alive for the life of
+the process, and never rewritten, because the graph reads it.
 
 Testing without a GPU
 ---------------------
@@ -100,6 +102,7 @@ is tested on a CPU. Triton itself is imported only when a fused step is first ta
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -234,6 +237,7 @@ class _Launch:
     plan: Tensor  # int64 on the device (layout in radam._fused_kernel)
     counter: Tensor  # int32[1] on the device, zero between launches
     series: Tensor  # float64[N_SERIES] on the device
+    members: list[int]  # positions, in the lists given to fused_radam, of this launch's tensors
     keep_alive: list[Tensor] = field(default_factory=list)  # host copies a captured graph reads
 
 
@@ -241,7 +245,8 @@ class _Launch:
 class _Plan:
     addresses: list[int]  # data_ptr of every tensor in the order fused_radam lists them, to validate a reuse
     launches: list[_Launch]
-    indices: list[int]
+    indices: list[int]  # all positions in that order
+    state_indices: list[int]  # the positions of everything but the gradients
     captured: bool = False
 
 
@@ -251,6 +256,7 @@ _SERIES: dict[torch.device, Tensor] = {}
 _KERNELS: dict[str, Any] = {}
 _SM_COUNTS: dict[torch.device, int] = {}
 _addresses_equal = getattr(torch._C, "_tensors_data_ptrs_at_indices_equal", None)
+GRAD_ROW = 1  # the gradients' row of the pointer table (radam._fused_kernel.GRAD)
 
 
 def _kernel(device: torch.device):
@@ -396,11 +402,18 @@ def _build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _P
                 plan=plan,
                 counter=torch.zeros(1, dtype=torch.int32, device=device),
                 series=_series(device),
+                members=members,
                 keep_alive=[host],
             )
         )
     flat = [tensor for lst in lists for tensor in lst]
-    return _Plan(addresses=[t.data_ptr() for t in flat], launches=launches, indices=list(range(len(flat))))
+    n_grads = (n, 2 * n)  # the gradients' positions in flat: [n, 2n)
+    return _Plan(
+        addresses=[t.data_ptr() for t in flat],
+        launches=launches,
+        indices=list(range(len(flat))),
+        state_indices=[i for i in range(len(flat)) if not n_grads[0] <= i < n_grads[1]],
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -424,13 +437,50 @@ def _same_addresses(flat: list[Tensor], plan: _Plan) -> bool:
     return list(map(Tensor.data_ptr, flat)) == plan.addresses
 
 
+def _same_state_addresses(flat: list[Tensor], plan: _Plan) -> bool:
+    if _addresses_equal is not None:
+        return _addresses_equal(flat, plan.addresses, plan.state_indices)
+    return all(flat[i].data_ptr() == plan.addresses[i] for i in plan.state_indices)
+
+
+def _refresh_gradients(plan: _Plan, params: list[Tensor], grads: list[Tensor]) -> None:
+    """Point a plan at new gradient tensors (freed and re-allocated by autograd between steps), in place."""
+    for i, (param, grad) in enumerate(zip(params, grads)):
+        if grad.dtype != param.dtype or grad.shape != param.shape or grad.stride() != param.stride():
+            raise RuntimeError(
+                f"fused_radam: grad {i} is {grad.dtype} {tuple(grad.shape)} with strides {grad.stride()}, its "
+                f"parameter {param.dtype} {tuple(param.shape)} with strides {param.stride()}"
+            )
+    n = len(params)
+    for launch in plan.launches:
+        addresses = [grads[i].data_ptr() for i in launch.members]
+        row = torch.tensor(addresses, dtype=torch.int64)
+        if launch.device.type == "cuda":
+            row = row.pin_memory()
+        launch.plan[GRAD_ROW * launch.n_tensors:(GRAD_ROW + 1) * launch.n_tensors].copy_(row, non_blocking=True)
+        launch.aligned = launch.aligned and all(address % 16 == 0 for address in addresses)
+    plan.addresses[n:2 * n] = [grad.data_ptr() for grad in grads]
+
+
 def _find_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _Plan:
-    flat = [tensor for lst in lists for tensor in lst]
+    """The cached plan for these tensors, or a new one.
+
+    Three cases, cheapest first: every address as when the plan was built (reuse it as it is); only the gradients
+    moved, as they do when autograd frees and re-allocates them between steps (rewrite the plan's gradient row in
+    place, unless a CUDA graph recorded the plan); anything else (build a new plan).
+    """
+    flat = [*itertools.chain.from_iterable(lists)]
     key = (len(lists[0]), amsgrad, block_size, flat[0].data_ptr(), flat[0].device)
     plans = _PLANS.get(key)
     if plans is not None:
         for position, plan in enumerate(plans):
             if _same_addresses(flat, plan):
+                if position:
+                    plans.insert(0, plans.pop(position))
+                return plan
+        for position, plan in enumerate(plans):
+            if not plan.captured and _same_state_addresses(flat, plan):
+                _refresh_gradients(plan, lists[0], lists[1])
                 if position:
                     plans.insert(0, plans.pop(position))
                 return plan

@@ -231,21 +231,39 @@ def test_mixed_dtypes_and_misaligned_tensors(interpreter):
 
 
 @needs_triton
-def test_plan_is_reused_and_rebuilt_when_tensors_move(interpreter):
+def test_plan_is_reused_refreshed_and_rebuilt(interpreter):
+    """Same tensors: the plan is reused. New gradients (autograd re-allocates them): its gradient row is rewritten.
+    New state tensors: a new plan. The steps stay right throughout."""
     fused._PLANS.clear()
-    params, exp_avgs, exp_avg_sqs, _, steps = make_state([(10,), (20,)], seed=7)
-    grads = [torch.ones(10), torch.ones(20)]
-    run_fused(params, grads, exp_avgs, exp_avg_sqs, [], steps)
-    run_fused(params, grads, exp_avgs, exp_avg_sqs, [], steps)
+    state = make_state([(10,), (5000,)], seed=7)
+    reference = [[t.clone() for t in lst] for lst in state]
+    generator = torch.Generator().manual_seed(8)
+
+    def step(grads):
+        run_fused(*state[:1], grads, *state[1:])
+        p, m, v, vmax, s = reference
+        reference_step(p, [g.clone() for g in grads], m, v, vmax, s)
+        assert_same_state(state, reference, rtol=1e-6)
+
+    grads = random_grads(state[0], generator)
+    step(grads)
+    step(grads)
     (plans,) = fused._PLANS.values()
     assert len(plans) == 1
-    new_grads = [torch.full((10,), 2.0), torch.full((20,), 2.0)]  # new addresses: a new plan, same results
-    reference = [[t.clone() for t in lst] for lst in (params, exp_avgs, exp_avg_sqs, [], steps)]
-    run_fused(params, new_grads, exp_avgs, exp_avg_sqs, [], steps)
-    p, m, v, vmax, s = reference
-    reference_step(p, [g.clone() for g in new_grads], m, v, vmax, s)
-    assert len(plans) == 2
-    assert_same_state([params, exp_avgs, exp_avg_sqs, steps], [p, m, v, s], rtol=1e-6)
+    plan = plans[0]
+    for _ in range(2):
+        step(random_grads(state[0], generator))  # new gradient tensors, at new addresses
+        assert plans == [plan]
+    misaligned = [torch.zeros(11)[1:], torch.zeros(5001)[1:]]
+    for g, h in zip(misaligned, random_grads(state[0], generator)):
+        g.copy_(h)
+    step(misaligned)
+    assert plans == [plan] and not any(launch.aligned for launch in plan.launches)
+    state[1][0] = state[1][0].clone()  # a state tensor moved (say, load_state_dict): a new plan
+    step(random_grads(state[0], generator))
+    assert len(plans) == 2 and plans[1] is plan
+    with pytest.raises(RuntimeError, match="grad 1"):
+        run_fused(*state[:1], [torch.zeros(10), torch.zeros(5000, dtype=torch.float64)], *state[1:])
 
 
 @needs_triton
