@@ -54,16 +54,16 @@ def test_resnet_depth_and_output():
 
 
 def test_run_schedules():
-    config = get_config("lr-robustness", "default")  # 400 steps, x0.1 at 200 and 300, warmup 100
+    config = get_config("lr-robustness", "full")  # 800 steps, x0.1 at 400 and 600, warmup 100
     factor = schedule_factor(config.optimizer("adam-warmup"), config)
-    assert [factor(s) for s in (0, 49, 99, 199, 200, 299, 300)] == pytest.approx(
+    assert [factor(s) for s in (0, 49, 99, 399, 400, 599, 600)] == pytest.approx(
         [0.01, 0.5, 1.0, 1.0, 0.1, 0.1, 0.01])
     untuned = schedule_factor(config.optimizer("adam-untuned"), config)  # beta2 = 0.99: 200 steps
-    assert untuned(0) == pytest.approx(1 / 200) and untuned(199) == 1.0 and untuned(200) == pytest.approx(0.1)
+    assert untuned(0) == pytest.approx(1 / 200) and untuned(199) == 1.0 and untuned(400) == pytest.approx(0.1)
     lm = get_config("transformer-warmup", "default")
     spec = lm.optimizer("adam-2k")
     k = frozen_steps(spec)
-    assert k == 200
+    assert k == 100
     f = schedule_factor(spec, lm)
     assert f(0) == f(k) == 1.0 and f(k + lm.steps // 2) == pytest.approx(0.5)  # linear decay starts after the freeze
     params = [torch.nn.Parameter(torch.zeros(2))]

@@ -183,10 +183,12 @@ def _transformer_warmup(size: str) -> ExperimentConfig:
             **common,
             data={"source": "stdlib", "max_bytes": 2_000_000, "length": 64},
             model={"width": 64, "layers": 4, "heads": 4, "hidden": 128, "dropout": 0.1, "pre_ln": False},
-            optimizers=_transformer_optimizers(0.99, warmup_steps=100, freeze_steps=200),
-            lrs=(1e-3, 3e-3),
+            optimizers=_transformer_optimizers(0.99, warmup_steps=100, freeze_steps=100),
+            # CPU exploration (seed 0, 300 steps): Adam without warmup trains at 1e-3 and 3e-3 and stalls near the
+            # unigram loss at 1e-2 and 3e-2, where linear warmup and RAdam train at 1e-2.
+            lrs=(3e-3, 1e-2),
             seeds=(0, 1, 2),
-            steps=400,
+            steps=300,
             batch_size=16,
             betas=(0.9, 0.99),
             weight_decay=1e-4,
@@ -201,7 +203,8 @@ def _transformer_warmup(size: str) -> ExperimentConfig:
         data={"source": "stdlib", "max_bytes": None, "length": 128},
         model={"width": 512, "layers": 6, "heads": 8, "hidden": 1024, "dropout": 0.1, "pre_ln": False},
         optimizers=_transformer_optimizers(0.99, warmup_steps=100, freeze_steps=200),
-        lrs=(5e-4, 1e-3),
+        # Not yet run: a wider model fails at smaller learning rates; 3e-4 is the paper's, 1e-3 three times it.
+        lrs=(3e-4, 1e-3),
         seeds=(0, 1, 2),
         steps=1000,
         batch_size=16,
@@ -307,14 +310,17 @@ def _lr_robustness(size: str) -> ExperimentConfig:
             checkpoint_every=2,
         )
     if size == "default":
+        # CPU size: the digits at their own 8x8 resolution and 300 steps. beta2 = 0.98 keeps the beta2-derived
+        # warmups (untuned: 2/(1-beta2) = 100 steps; RAdam's rectification, about half of that) a third of the run
+        # or less, as they are in the paper's long runs.
         return ExperimentConfig(
-            **common,
-            data={"source": "digits", "size": 16, "augment_padding": 2},
+            **{**common, "betas": (0.9, 0.98)},
+            data={"source": "digits", "size": 8, "augment_padding": 1},
             model={"depth": 8, "width": 8},
-            optimizers=_image_optimizers(0.99, warmup_steps=100),
+            optimizers=_image_optimizers(0.98, warmup_steps=50),
             seeds=(0, 1, 2),
-            steps=400,
-            batch_size=64,
+            steps=300,
+            batch_size=32,
             log_every=10,
             eval_every=100,
             checkpoint_every=100,
@@ -325,7 +331,7 @@ def _lr_robustness(size: str) -> ExperimentConfig:
         model={"depth": 20, "width": 16},
         optimizers=_image_optimizers(0.99, warmup_steps=100),
         seeds=(0, 1, 2),
-        steps=600,
+        steps=800,
         batch_size=128,
         log_every=10,
         eval_every=100,
