@@ -63,7 +63,7 @@ def test_run_schedules():
     lm = get_config("transformer-warmup", "default")
     spec = lm.optimizer("adam-2k")
     k = frozen_steps(spec)
-    assert k == 100
+    assert k == 50
     f = schedule_factor(spec, lm)
     assert f(0) == f(k) == 1.0 and f(k + lm.steps // 2) == pytest.approx(0.5)  # linear decay starts after the freeze
     params = [torch.nn.Parameter(torch.zeros(2))]
