@@ -16,15 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from radam.experiments.configs import EXPERIMENTS, SIZES, describe
-from radam.experiments.results import ResultsError, load_results, summarize
+from radam.experiments.results import ResultsError, cache_path, load_results, summarize
 from radam.experiments.runner import run_experiment
-
-
-def cache_path(name: str, size: str) -> Path:
-    """Where the package keeps the cached result of ``name`` at ``size``: ``radam/data/NAME.json`` for the default
-    (CPU) size, ``radam/data/NAME-full.json`` for the GPU size."""
-    suffix = "" if size == "default" else f"-{size}"
-    return Path(__file__).resolve().parent.parent / "data" / f"{name}{suffix}.json"
 
 
 def _format_table(document: dict) -> str:

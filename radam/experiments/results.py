@@ -39,6 +39,8 @@ __all__ = [
     "load_results",
     "validate_results",
     "summarize",
+    "cache_path",
+    "load_cached",
 ]
 
 SCHEMA = "radam.experiments/1"
@@ -216,3 +218,16 @@ def summarize(document: dict[str, Any], metric: str | None = None) -> list[dict[
                 }
             )
     return rows
+
+
+def cache_path(name: str, size: str = "default") -> Path:
+    """Where the package keeps the cached result of experiment ``name``: ``radam/data/NAME.json`` for the default
+    (CPU) size, ``radam/data/NAME-full.json`` for the GPU size (``python -m radam.experiments run NAME
+    --write-cache [--full]`` writes them)."""
+    suffix = "" if size == "default" else f"-{size}"
+    return Path(__file__).resolve().parent.parent / "data" / f"{name}{suffix}.json"
+
+
+def load_cached(name: str, size: str = "default") -> dict[str, Any]:
+    """Load and validate the cached result of experiment ``name`` at ``size`` shipped in ``radam/data/``."""
+    return load_results(cache_path(name, size))

@@ -4,11 +4,14 @@ Layout beside the result file ``OUT.json``: a folder ``OUT.json.checkpoints/`` h
 configuration the folder belongs to), ``RUN.pt`` (the latest checkpoint of an unfinished run) and ``RUN.json`` (the
 metrics of a finished run). A second invocation with the same configuration skips finished runs and resumes the
 unfinished one from its checkpoint, so a run killed at any point ends with the same metrics as one never
-interrupted. Once every run is done the result file is written atomically and the folder is removed.
+interrupted. Each run's record keeps its wall time (``seconds``, of the session that finished it) and the git commit
+of the code that computed it; the provenance's commit is that of the session that started last, its date that of
+the end. Once every run is done the result file is written atomically and the folder is removed.
 """
 
 from __future__ import annotations
 
+import datetime as _datetime
 import json
 import shutil
 import time
@@ -109,6 +112,9 @@ def run_experiment(
         torch.backends.cudnn.benchmark = False
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    # The code version is taken now, before any run: the commit that computes the runs, not whatever is checked out
+    # when they end. Each run's record also keeps it (a resumed experiment may span several sessions).
+    prov = provenance(torch_device, list(config.seeds), list(argv) if argv is not None else None)
     task = make_task(config, torch_device, data_root=data_root, download=download)
     keys = config.run_keys()
     total = sum(config.steps + frozen_steps(config.optimizer(label)) for label, _, _ in keys)
@@ -130,7 +136,7 @@ def run_experiment(
                     step_callback=step_callback, progress=bar.update, run_id=rid,
                 )
                 record = {"optimizer": label, "lr": lr, "seed": seed, "metrics": metrics,
-                          "seconds": round(time.perf_counter() - started, 3)}
+                          "seconds": round(time.perf_counter() - started, 3), "git_commit": prov["git_commit"]}
                 write_json_atomically(record, done)
                 (folder / f"{rid}.pt").unlink(missing_ok=True)
             runs.append(record)
@@ -141,7 +147,7 @@ def run_experiment(
         "schema": SCHEMA,
         "experiment": config.name,
         "size": config.size,
-        "provenance": provenance(torch_device, list(config.seeds), list(argv) if argv is not None else None),
+        "provenance": {**prov, "date": _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds")},
         "config": config_dict,
         "runs": runs,
     }
