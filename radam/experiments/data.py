@@ -53,8 +53,8 @@ class TextCorpus:
     """A byte-level corpus: ``train`` and ``valid`` are uint8 tensors of byte values (vocabulary size 256)."""
 
     name: str
-    train: Tensor
-    valid: Tensor
+    train: torch.Tensor
+    valid: torch.Tensor
     description: str
 
     vocab_size: int = 256
@@ -65,10 +65,10 @@ class ImageDataset:
     """Normalised images ``(N, C, H, W)`` float32 and int64 labels, split into train and test."""
 
     name: str
-    train_images: Tensor
-    train_labels: Tensor
-    test_images: Tensor
-    test_labels: Tensor
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
     num_classes: int
     description: str
 
@@ -83,7 +83,7 @@ def _split_documents(name: str, documents: list[bytes], description: str, valid_
     return TextCorpus(name=name, train=as_tensor(train), valid=as_tensor(valid), description=description)
 
 
-def stdlib_corpus(max_bytes: int | None = None, directory: str | os.PathLike | None = None) -> TextCorpus:
+def stdlib_corpus(max_bytes: int | None = None, directory: str | Path | None = None) -> TextCorpus:
     """The top-level ``*.py`` files of the running Python's standard library, as one byte stream per split.
 
     Files are taken in sorted order of their names; every tenth file (the 1st, 11th, ...) is the validation split.
@@ -122,11 +122,11 @@ def _download(url: str, destination: Path) -> None:
         raise
 
 
-def shakespeare_corpus(root: str | os.PathLike, download: bool = False) -> TextCorpus:
+def shakespeare_corpus(root: str | Path, download: bool = False) -> TextCorpus:
     """Karpathy's *tiny Shakespeare* (about 1.1 MB of plays) from ``root/tinyshakespeare/input.txt``.
 
     The text is cut into documents at blank lines (speeches); every tenth speech is validation. With
-    ``download=True`` a missing file is fetched from :data:`SHAKESPEARE_URL`; otherwise a missing file is an error.
+    ``download=True`` a missing file is fetched from ``SHAKESPEARE_URL``; otherwise a missing file is an error.
     """
     path = Path(root) / "tinyshakespeare" / "input.txt"
     if not path.exists():
@@ -198,7 +198,7 @@ def digits_dataset(size: int = 16, test_fraction: float = 0.25) -> ImageDataset:
     )
 
 
-def read_cifar10(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def read_cifar10(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read the CIFAR-10 python-pickle batches in ``folder`` (``cifar-10-batches-py``) with numpy.
 
     Each batch file is a pickled dict with ``b"data"`` (uint8, ``N x 3072``, row-major ``3 x 32 x 32``) and
@@ -233,10 +233,10 @@ def read_cifar10(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.
     return train_x, train_y, test_x, test_y
 
 
-def cifar10_dataset(root: str | os.PathLike, download: bool = False) -> ImageDataset:
+def cifar10_dataset(root: str | Path, download: bool = False) -> ImageDataset:
     """CIFAR-10 from ``root/cifar-10-batches-py``, standardised per channel with the usual CIFAR-10 statistics.
 
-    With ``download=True`` a missing folder is fetched from :data:`CIFAR10_URL` (about 170 MB), its MD5 checked and
+    With ``download=True`` a missing folder is fetched from ``CIFAR10_URL`` (about 170 MB), its MD5 checked and
     the tarball extracted into ``root``; without it a missing folder is an error.
     """
     root = Path(root)

@@ -111,6 +111,7 @@ class TransformerLM(nn.Module):
         nn.init.normal_(self.embedding.weight, mean=0.0, std=self.width**-0.5)
 
     def forward(self, tokens: Tensor) -> Tensor:
+        """Logits of the next byte at every position of ``tokens`` (``batch x length`` byte values)."""
         length = tokens.shape[1]
         if length > self.positions.shape[0]:
             raise ValueError(f"sequence length {length} exceeds max_length {self.positions.shape[0]}")
@@ -166,5 +167,6 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, images: Tensor) -> Tensor:
+        """Class logits of a batch of images ``(batch, channels, height, width)``."""
         x = self.stages(self.stem(images))
         return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))

@@ -68,7 +68,7 @@ def build_optimizer(
     """The optimiser of ``spec`` over ``params``, with the experiment's betas and weight decay.
 
     ``kind`` is ``"adam"`` (``torch.optim.Adam``), ``"adam2k"`` (:class:`radam.variants.Adam2k`),
-    ``"radam"`` (:class:`radam.RAdam`) or ``"sgd"`` (``torch.optim.SGD``, where ``betas`` do not apply);
+    ``"radam"`` (``radam.RAdam``) or ``"sgd"`` (``torch.optim.SGD``, where ``betas`` do not apply);
     ``spec.options`` adds keyword arguments such as ``eps``, ``decoupled_weight_decay``, ``degenerate``.
     """
     options = dict(spec.options)

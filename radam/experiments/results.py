@@ -1,6 +1,6 @@
 r"""Result files: one JSON document per experiment, written atomically, validated when read.
 
-A result file holds ``schema`` (:data:`SCHEMA`), ``experiment``, ``size``, ``provenance`` (command, package version
+A result file holds ``schema`` (``SCHEMA``), ``experiment``, ``size``, ``provenance`` (command, package version
 and git commit, device name, torch/Python/numpy versions, date, seeds), the full ``config`` and one entry per run
 (``optimizer``, ``lr``, ``seed``, ``metrics``). :func:`load_results` rejects a file that is not JSON, is truncated,
 has another schema version, or lacks a field, with an error that names the file and the problem.
@@ -98,7 +98,7 @@ def provenance(device: torch.device, seeds: list[int], argv: list[str] | None = 
     }
 
 
-def write_json_atomically(document: dict[str, Any], path: str | os.PathLike) -> Path:
+def write_json_atomically(document: dict[str, Any], path: str | Path) -> Path:
     """Write ``document`` as JSON to ``path`` via a temporary file and ``os.replace``: never a half-written file.
 
     Non-finite floats are refused (JSON has none); the training loop stores them as ``null``.
@@ -107,6 +107,9 @@ def write_json_atomically(document: dict[str, Any], path: str | os.PathLike) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(document, indent=1, allow_nan=False) + "\n"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make shipped result files private to their writer
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -169,8 +172,8 @@ def validate_results(document: Any, path: Path | str = "<memory>") -> dict[str, 
     return document
 
 
-def load_results(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate a result file (see :func:`validate_results`)."""
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read and validate a result file (see :func:`radam.experiments.results.validate_results`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

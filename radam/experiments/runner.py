@@ -87,7 +87,7 @@ def run_experiment(
 ) -> Path:
     """Run experiment ``name`` at ``size`` and return the path of its (validated) result file.
 
-    ``name`` may also be an :class:`ExperimentConfig` (e.g. a modified one). ``data_source`` swaps the dataset
+    ``name`` may also be an :class:`~radam.experiments.configs.ExperimentConfig` (e.g. a modified one). ``data_source`` swaps the dataset
     (``"shakespeare"`` for the language-model experiments, ``"cifar10"`` for ``lr-robustness``; both read from
     ``data_root`` and are downloaded only with ``download=True``). An existing complete result file for the same
     configuration is returned as is unless ``force``.

@@ -9,7 +9,7 @@ state can be saved and restored (so a resumed run sees the same batches), comput
 
 from __future__ import annotations
 
-from pathlib import Path
+import pathlib
 from typing import Any
 
 import torch
@@ -60,7 +60,7 @@ def _generator(seed: int) -> torch.Generator:
 class LanguageModelTask(Task):
     """Byte-level language modelling on a :class:`~radam.experiments.data.TextCorpus`."""
 
-    def __init__(self, config: ExperimentConfig, device: torch.device, data_root: str | Path | None = None,
+    def __init__(self, config: ExperimentConfig, device: torch.device, data_root: str | pathlib.Path | None = None,
                  download: bool = False) -> None:
         self.config = config
         self.device = device
@@ -118,7 +118,7 @@ class LanguageModelTask(Task):
 class ImageTask(Task):
     """Image classification on an :class:`~radam.experiments.data.ImageDataset` with random-crop augmentation."""
 
-    def __init__(self, config: ExperimentConfig, device: torch.device, data_root: str | Path | None = None,
+    def __init__(self, config: ExperimentConfig, device: torch.device, data_root: str | pathlib.Path | None = None,
                  download: bool = False) -> None:
         self.config = config
         self.device = device
@@ -204,7 +204,7 @@ class ImageTask(Task):
         return {"test_accuracy": float(correct) / n, "test_loss": float(total_loss) / n}
 
 
-def make_task(config: ExperimentConfig, device: torch.device, data_root: str | Path | None = None,
+def make_task(config: ExperimentConfig, device: torch.device, data_root: str | pathlib.Path | None = None,
               download: bool = False) -> Task:
     """The task of ``config`` on ``device``; ``data_root``/``download`` are for the opt-in datasets only."""
     if config.task == "language-model":
