@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from radam.experiments.configs import ExperimentConfig, get_config
 from radam.experiments.optimizers import frozen_steps
