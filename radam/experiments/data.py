@@ -95,10 +95,17 @@ def stdlib_corpus(max_bytes: int | None = None, directory: str | Path | None = N
     files = sorted(p for p in root.glob("*.py") if p.is_file())
     if not files:
         raise FileNotFoundError(f"no *.py files in the standard-library directory {root}")
-    corpus = _split_documents("stdlib", [p.read_bytes() for p in files], f"{len(files)} *.py files of {root}")
+    if max_bytes is not None and max_bytes < 2:
+        raise ValueError(f"max_bytes must be at least 2, got {max_bytes}")
+    documents: list[bytes] = []
+    sizes = [0, 0]  # validation, training bytes read so far
+    for i, path in enumerate(files):
+        if max_bytes is not None and sizes[1] > max_bytes and sizes[0] > max(max_bytes // 10, 2):
+            break  # both truncated splits are complete: the remaining files cannot change them
+        documents.append(path.read_bytes())
+        sizes[i % 10 != 0] += len(documents[-1]) + 1
+    corpus = _split_documents("stdlib", documents, f"{len(files)} *.py files of {root}")
     if max_bytes is not None:
-        if max_bytes < 2:
-            raise ValueError(f"max_bytes must be at least 2, got {max_bytes}")
         corpus = TextCorpus(
             name=corpus.name,
             train=corpus.train[:max_bytes],
