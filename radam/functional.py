@@ -2,13 +2,13 @@ r"""The maths of one RAdam step, as functions of tensors (no optimizer object, n
 
 Three execution paths compute the same step:
 
-* :func:`_single_tensor_radam` -- the readable reference: one parameter at a time, each line annotated with the
+* ``_single_tensor_radam`` -- the readable reference: one parameter at a time, each line annotated with the
   equation it implements. This is the code the book shows.
-* :func:`_multi_tensor_radam` -- the same step with ``torch._foreach_*`` operations over whole lists of tensors
-  (grouped by device and dtype); the default on CUDA, as in :mod:`torch.optim`.
+* ``_multi_tensor_radam`` -- the same step with ``torch._foreach_*`` operations over whole lists of tensors
+  (grouped by device and dtype); the default on CUDA, as in ``torch.optim``.
 * the fused Triton kernel in ``radam.fused`` (another module, imported only when ``fused=True``).
 
-:func:`radam` chooses between them. With the default options (``degenerate="sgd"``, ``threshold=5.0``,
+``radam`` chooses between them. With the default options (``degenerate="sgd"``, ``threshold=5.0``,
 ``rectifier="paper"``, ``amsgrad=False``) each path performs, float operation for float operation, the arithmetic
 of the matching path of ``torch.optim.RAdam``, so the results agree bit for bit.
 
@@ -44,6 +44,7 @@ Note where :math:`\epsilon` sits: it is added to :math:`\sqrt{v_t}` *before* the
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, cast
 
@@ -70,7 +71,7 @@ RECTIFIERS = ("paper", "exact")
 def check_variant_options(degenerate: Any, threshold: Any, rectifier: Any, amsgrad: Any) -> None:
     """Raise ``ValueError`` naming the option and its allowed values if a variant option is invalid.
 
-    ``degenerate`` must be one of :data:`DEGENERATE_MODES`, ``rectifier`` one of :data:`RECTIFIERS`, ``amsgrad`` a
+    ``degenerate`` must be one of ``DEGENERATE_MODES``, ``rectifier`` one of ``RECTIFIERS``, ``amsgrad`` a
     bool, and ``threshold`` a real number: at least 4 for the paper's rectifier (its formula is real only for
     :math:`\\rho_t > 4`) and above 2 for the exact one (the exact variance is finite only for :math:`\\rho > 2`).
     """
@@ -99,18 +100,23 @@ def check_variant_options(degenerate: Any, threshold: Any, rectifier: Any, amsgr
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# The coefficients of radam.theory's asymptotic series for log q, as Python floats (traceable by torch.compile)
+_LOG_Q_COEFFS = tuple(float(c) for c in theory._LOG_GAMMA_RATIO_COEFFS)
+_LOG_Q_ASYMPTOTIC_FROM = float(theory._ASYMPTOTIC_FROM)
+
+
 def _log_q_tensor(rho: torch.Tensor) -> torch.Tensor:
     """Torch twin of ``radam.theory._log_q``: log of (rho/2 - 1) Gamma((rho-1)/2)^2 / Gamma(rho/2)^2."""
     x = rho / 2.0
     direct = torch.log(torch.clamp(x - 1.0, min=1e-300)) + 2.0 * (
         torch.lgamma(torch.clamp(x - 0.5, min=1e-300)) - torch.lgamma(x)
     )
-    inv_x = 1.0 / torch.clamp(x, min=theory._ASYMPTOTIC_FROM)
+    inv_x = 1.0 / torch.clamp(x, min=_LOG_Q_ASYMPTOTIC_FROM)
     series = torch.zeros_like(inv_x)
-    for coeff in reversed(theory._LOG_GAMMA_RATIO_COEFFS.tolist()):  # Horner: sum_n c_n inv_x**n
+    for coeff in reversed(_LOG_Q_COEFFS):  # Horner: sum_n c_n inv_x**n
         series = (series + coeff) * inv_x
     asymptotic = torch.log1p(-inv_x) + 2.0 * series
-    return torch.where(x >= theory._ASYMPTOTIC_FROM, asymptotic, direct)
+    return torch.where(x >= _LOG_Q_ASYMPTOTIC_FROM, asymptotic, direct)
 
 
 def _exact_rect_tensor(step: torch.Tensor, beta2: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,9 +124,9 @@ def _exact_rect_tensor(step: torch.Tensor, beta2: float, threshold: float) -> tu
 
     :math:`r_t = \sqrt{\operatorname{Var}[\psi]|_{\rho_\infty} / \operatorname{Var}[\psi]|_{\rho_t}}` where
     :math:`\rho_t > \tau`, else 0, with ``adaptive`` the boolean tensor :math:`\rho_t > \tau`. The constant
-    :math:`\operatorname{Var}[\psi]|_{\rho_\infty}` depends only on the Python float ``beta2`` and is computed on
-    the host; everything that depends on ``step`` stays on its device (no ``.item()``), so this works under CUDA
-    graphs and ``torch.compile(fullgraph=True)``. Matches :func:`radam.theory.r_t_exact` to about 1e-12.
+    :math:`\operatorname{Var}[\psi]|_{\rho_\infty}` is computed with the same torch operations. Everything stays
+    on the step's device (no ``.item()``, no numpy), so this works under CUDA graphs and
+    ``torch.compile(fullgraph=True)``. Matches ``radam.theory.r_t_exact`` to about 1e-12.
     """
     t = step.to(torch.float64)
     rho_inf = 2.0 / (1.0 - beta2) - 1.0
@@ -132,13 +138,18 @@ def _exact_rect_tensor(step: torch.Tensor, beta2: float, threshold: float) -> tu
     rho = rho_inf - 2.0 * t * torch.exp(t * log_beta2) / -torch.expm1(t * log_beta2)
     adaptive = rho > threshold
     safe_rho = torch.where(adaptive, rho, rho_inf)  # keep the unused branch finite (no nan in gradients)
-    var_inf = float(theory.variance_psi_exact(rho_inf))
-    var_t = safe_rho / (safe_rho - 2.0) * -torch.expm1(_log_q_tensor(safe_rho))
-    return torch.where(adaptive, torch.sqrt(var_inf / var_t), 0.0), adaptive
+    var_inf = _variance_psi_tensor(torch.full_like(t, rho_inf))
+    return torch.where(adaptive, torch.sqrt(var_inf / _variance_psi_tensor(safe_rho)), 0.0), adaptive
 
 
+def _variance_psi_tensor(rho: torch.Tensor) -> torch.Tensor:
+    r"""Torch twin of ``radam.theory.variance_psi_exact`` (sigma = 1): :math:`\frac{\rho}{\rho-2}(1-q)`."""
+    return rho / (rho - 2.0) * -torch.expm1(_log_q_tensor(rho))
+
+
+@functools.lru_cache(maxsize=256)  # tensors of a group share their step: one theory call per (step, beta2, threshold)
 def _exact_rect_float(step: float, beta2: float, threshold: float) -> float:
-    """The exact rectifier for a Python float step (the non-capturable paths): :func:`radam.theory.r_t_exact`."""
+    """The exact rectifier for a Python float step (the non-capturable paths): ``radam.theory.r_t_exact``."""
     return float(theory.r_t_exact(step, beta2, threshold))
 
 
@@ -250,8 +261,8 @@ def _single_tensor_radam(
         # AMSGrad: vmax_t = max(vmax_{t-1}, v_t), used in place of v_t in the adaptive denominator
         second_moment = exp_avg_sq
         if max_exp_avg_sq is not None:
-            if differentiable:
-                max_exp_avg_sq.copy_(torch.maximum(max_exp_avg_sq, exp_avg_sq))
+            if differentiable:  # maximum() saves its inputs for backward: give it a copy that copy_ won't modify
+                max_exp_avg_sq.copy_(torch.maximum(max_exp_avg_sq.clone(), exp_avg_sq))
             else:
                 torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
             second_moment = max_exp_avg_sq
@@ -321,7 +332,7 @@ def _multi_tensor_radam(
 ) -> None:
     r"""One RAdam step with ``torch._foreach_*`` operations, per (device, dtype) group of tensors.
 
-    Same arguments and result as :func:`_single_tensor_radam` (up to rounding; bit for bit equal to
+    Same arguments and result as ``_single_tensor_radam`` (up to rounding; bit for bit equal to
     ``torch.optim.RAdam``'s foreach path with the default options). The update is written as
     :math:`\theta \mathrel{+}= m_t \odot b` with the per-tensor buffer
 
@@ -574,7 +585,7 @@ def radam(
 ) -> None:
     r"""Functional RAdam: one step over lists of parameters, gradients and state tensors, updated in place.
 
-    Implements, per parameter (see :class:`radam.RAdam` for every option)
+    Implements, per parameter (see ``radam.RAdam`` for every option)
 
     .. math::
 
@@ -584,7 +595,7 @@ def radam(
 
     ``max_exp_avg_sqs`` is read only when ``amsgrad`` (pass an empty list otherwise); ``state_steps`` holds one
     0-d tensor per parameter, incremented here. ``foreach=None`` picks the foreach path when every tensor is on a
-    device with foreach kernels (CUDA) and ``differentiable`` is off, like :mod:`torch.optim`; ``fused=True``
+    device with foreach kernels (CUDA) and ``differentiable`` is off, like ``torch.optim``; ``fused=True``
     dispatches to the Triton kernel of ``radam.fused`` (``RuntimeError`` where it is unavailable).
     """
     if not all(isinstance(t, torch.Tensor) for t in state_steps):

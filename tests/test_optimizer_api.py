@@ -208,7 +208,7 @@ def test_sparse_grad_raises_and_changes_nothing(foreach):
     params_before = [p.detach().clone() for p in (a, b, c)]
     a.grad = torch.ones(3, dtype=torch.float64)
     b.grad = torch.ones(3, dtype=torch.float64)
-    c.grad = torch.sparse_coo_tensor([[0]], torch.tensor([1.0], dtype=torch.float64), (3,))
+    c.grad = torch.sparse_coo_tensor([[0]], torch.tensor([1.0], dtype=torch.float64), (3,), check_invariants=True)
     with pytest.raises(RuntimeError, match="RAdam does not support sparse gradients"):
         opt.step()
     after = opt.state_dict()
@@ -273,10 +273,10 @@ def test_loss_goes_the_right_way(foreach, decoupled):
         opt = RAdam(model.parameters(), lr=0.01, foreach=foreach, maximize=maximize, weight_decay=0.01,
                     decoupled_weight_decay=decoupled)
         closure = _closure(model, opt, x, y)
-        first = float(closure())
+        first = float(closure().detach())
         for _ in range(20):
             opt.step(closure)
-        last = float(closure())
+        last = float(closure().detach())
         assert (last > first) if maximize else (last < first)
 
 
@@ -641,7 +641,7 @@ def test_every_lr_scheduler_drives_it_exactly_like_torch(name):
         lrs = []
         for _ in range(12):
             loss = opt.step(closure)
-            sched.step(float(loss)) if name == "ReduceLROnPlateau" else sched.step()
+            sched.step(float(loss.detach())) if name == "ReduceLROnPlateau" else sched.step()
             lrs.append(opt.param_groups[0]["lr"])
         runs.append(([p.detach().clone() for p in model.parameters()], lrs))
     (pa, la), (pb, lb) = runs
@@ -699,3 +699,19 @@ def test_state_dict_and_load_state_dict_hooks():
 
 def test_radam_is_exported():
     assert radam.RAdam is RAdam and "RAdam" in radam.__all__
+
+
+def test_named_parameters_state_dict_loads_into_unnamed_and_back():
+    model = _model()
+    x, y = _data()
+    named = RAdam(model.named_parameters(), lr=0.01)
+    named.step(_closure(model, named, x, y))
+    sd = named.state_dict()
+    assert sd["param_groups"][0]["param_names"] == [n for n, _ in model.named_parameters()]
+    unnamed = RAdam(model.parameters(), lr=0.01)
+    unnamed.load_state_dict(copy.deepcopy(sd))
+    assert unnamed.param_groups[0]["param_names"] == sd["param_groups"][0]["param_names"]
+    named2 = RAdam(model.named_parameters(), lr=0.01)
+    named2.load_state_dict(copy.deepcopy(unnamed.state_dict()))
+    for k in sd["state"]:
+        _state_equal(named2.state_dict()["state"][k], sd["state"][k])
