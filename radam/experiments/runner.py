@@ -7,6 +7,10 @@ unfinished one from its checkpoint, so a run killed at any point ends with the s
 interrupted. Each run's record keeps its wall time (``seconds``, of the session that finished it) and the git commit
 of the code that computed it; the provenance's commit is that of the session that started last, its date that of
 the end. Once every run is done the result file is written atomically and the folder is removed.
+
+On a CPU a resumed run is bit-identical to an uninterrupted one (the tests check it). On a GPU the runner enables
+TF32 matrix products and does not force deterministic kernels, so two runs, resumed or not, may differ in the last
+bits; the result file's ``device`` says which case applies.
 """
 
 from __future__ import annotations
