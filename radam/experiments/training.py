@@ -136,7 +136,8 @@ def train_run(
     start = 0
     if checkpoint is not None and checkpoint.exists():
         try:
-            saved = torch.load(checkpoint, map_location=device, weights_only=True)
+            # Load on the CPU: RNG and sampler states must stay CPU tensors; load_state_dict moves the rest to the device.
+            saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
