@@ -39,7 +39,12 @@ with the threshold :math:`\tau` (5 in torch, 4 in the paper's Algorithm 2) and t
 
 Note where :math:`\epsilon` sits: it is added to :math:`\sqrt{v_t}` *before* the bias correction
 :math:`\sqrt{1-\beta_2^t}` is applied (torch and the official code), which equals adding
-:math:`\epsilon\sqrt{1-\beta_2^t}` to the bias-corrected :math:`\sqrt{\hat v_t}`.
+:math:`\epsilon/\sqrt{1-\beta_2^t}` to the bias-corrected :math:`\sqrt{\hat v_t}`, with
+:math:`\hat v_t = v_t/(1-\beta_2^t)`:
+
+.. math::
+
+   \frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t} + \epsilon} = \frac{1}{\sqrt{\hat v_t} + \epsilon/\sqrt{1-\beta_2^t}}.
 """
 
 from __future__ import annotations

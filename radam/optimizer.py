@@ -85,10 +85,13 @@ class RAdam(Optimizer):
     ``optax.radam``                           ``threshold=5.0``, ``degenerate="sgd"``, no weight decay --
                                               but **not reproducible exactly**: optax adds
                                               :math:`\epsilon` after the bias correction
-                                              (:math:`\hat m_t / (\sqrt{\hat v_t} + \epsilon)`), which is
-                                              our :math:`\epsilon` times :math:`\sqrt{1-\beta_2^t}`, so the
-                                              steps differ while :math:`\sqrt{v_t}` is not much larger
-                                              than :math:`\epsilon`; complex numbers use :math:`|g|^2`
+                                              (:math:`\hat m_t / (\sqrt{\hat v_t} + \epsilon)`); our
+                                              step is optax's with :math:`\epsilon` replaced by
+                                              :math:`\epsilon / \sqrt{1-\beta_2^t}` (larger, and
+                                              changing with :math:`t`), so no constant setting of either
+                                              :math:`\epsilon` reproduces the other, and the steps differ
+                                              while :math:`\sqrt{v_t}` is not much larger than
+                                              :math:`\epsilon`; complex numbers use :math:`|g|^2`
                                               as one second moment where we treat real and imaginary
                                               parts separately; its test is :math:`\ge` threshold.
     ========================================  ===========================================================
