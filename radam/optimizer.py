@@ -65,7 +65,9 @@ class RAdam(Optimizer):
     Implementation                            Options
     ========================================  ===========================================================
     ``torch.optim.RAdam``                     the defaults (``threshold=5.0``, ``degenerate="sgd"``,
-                                              ``rectifier="paper"``); bit for bit, all flags included
+                                              ``rectifier="paper"``); bit for bit, with every flag
+                                              except ``capturable=True``, whose scalars are exact here
+                                              and float32 there (see ``capturable`` below)
     Official code (LiyuanLucasLiu/RAdam       ``degenerate="skip"``, ``decoupled_weight_decay=True``,
     HEAD, ``degenerated_to_sgd=False``)       ``threshold=5.0``. Its test is :math:`\rho_t \ge 5` where
                                               ours is :math:`\rho_t > 5`: identical for every
@@ -114,10 +116,17 @@ class RAdam(Optimizer):
         maximize: maximise the objective instead of minimising it (default: False).
         capturable: keep the step counters on the parameters' device and compute without host
             synchronisation (``torch.where`` instead of Python branches), for CUDA graphs and
-            ``torch.compile(fullgraph=True)``. Unlike torch, the CPU is accepted too. As in torch, the bias
-            corrections are then computed from the step tensor, float32 unless the default dtype is float64:
-            at :math:`\beta_2 = 0.999` that makes :math:`r_6` about 0.6% smaller than in float64, since
-            :math:`\rho_6 = 1999 - 1993.0` cancels (the exact rectifier is computed in float64) (default: False).
+            ``torch.compile(fullgraph=True)``. Unlike torch, the CPU is accepted too. The step counter is a
+            float32 tensor, as in torch, but the scalars of the step (the bias corrections, :math:`\rho_t`, the
+            test :math:`\rho_t > \tau` and :math:`r_t`) are computed from it **in float64** on the device and
+            cast to the parameter's dtype where they are applied, so a capturable step takes the same branch as
+            the default path and agrees with it to rounding. This deliberately departs from
+            ``torch.optim.RAdam(capturable=True)``, which computes them in float32, where
+            :math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)` cancels catastrophically: at
+            :math:`\beta_2 = 0.999` its :math:`\rho_6` is 0.32% and :math:`r_6` 0.57% too small, and for
+            :math:`\beta_2 \ge 0.9995` it takes the wrong branch -- an adaptive step at :math:`t = 5`
+            (:math:`\beta_2 = 0.9995`), at :math:`t = 2, 4, 5` (0.9999), and from :math:`t = 1` on, with no
+            warmup at all, at 0.99999 (default: False).
         differentiable: run the step under autograd, so that one can differentiate through it
             (default: False).
         fused: use the fused Triton kernel of ``radam.fused`` (CUDA only; ``RuntimeError`` at
