@@ -7,7 +7,7 @@ the functional step ``radam.functional.radam`` once per param group.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, cast
+from typing import Any, Callable, Iterable
 
 import torch
 from torch.optim.optimizer import (
@@ -18,6 +18,7 @@ from torch.optim.optimizer import (
 
 from radam.functional import (
     _check_capturable_devices,
+    _uses_foreach,
     check_fused,
     check_variant_options,
     radam,
@@ -130,8 +131,8 @@ class RAdam(Optimizer):
         differentiable: run the step under autograd, so that one can differentiate through it
             (default: False).
         fused: use the fused Triton kernel of ``radam.fused`` (CUDA only; ``RuntimeError`` at
-            construction where it is unavailable). Low-precision parameters then keep float32 moments
-            (default: None).
+            construction, in ``add_param_group`` and before a step where it is unavailable). Low-precision
+            parameters then keep float32 moments (default: None).
         degenerate: what happens while :math:`\rho_t \le \tau`: ``"sgd"`` takes an SGD step
             with bias-corrected momentum (torch, the paper), ``"skip"`` leaves the parameter unchanged (the
             official code since 2021) (default: ``"sgd"``).
@@ -194,20 +195,20 @@ class RAdam(Optimizer):
             "rectifier": rectifier,
             "amsgrad": amsgrad,
         }
-        super().__init__(params, defaults)
-
-        if fused:
-            if differentiable:
-                raise RuntimeError("`fused` does not support `differentiable`")
-            if foreach:
-                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
-            check_fused([p for group in self.param_groups for p in group["params"]])
+        super().__init__(params, defaults)  # checks every group with add_param_group, fused included
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a param group after checking its variant options (``ValueError`` before anything is added)."""
+        """Add a param group after checking its options: ``ValueError`` for a variant option, ``RuntimeError``
+        for ``fused`` where it cannot run, raised before anything is added (construction adds its groups here too).
+        """
         if isinstance(param_group, dict):
-            options = [param_group.get(key, self.defaults.get(key)) for key in _VARIANT_KEYS]
-            check_variant_options(*options)
+            options = {**self.defaults, **param_group}
+            check_variant_options(*(options[key] for key in _VARIANT_KEYS))
+            if options["fused"]:
+                params = param_group.get("params", [])
+                if not isinstance(params, (torch.Tensor, set)):  # normalised as the base class does (it rejects sets)
+                    params = param_group["params"] = list(params)
+                _check_fused_group(options, [params] if isinstance(params, torch.Tensor) else params)
         super().add_param_group(param_group)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -293,21 +294,30 @@ class RAdam(Optimizer):
         return has_complex
 
     def _validate_before_step(self) -> None:
-        """Every check that can fail, for every group, before any state or parameter is touched."""
+        """Every check that can fail, for every group, before any state or parameter is touched.
+
+        Options may have changed since ``add_param_group`` (a group edited in place, ``load_state_dict``), so the
+        group checks run again: variant options, tensor lr, ``fused`` (its availability included), ``foreach`` with
+        ``differentiable``, sparse gradients, and the capturable device check of the path the group will take.
+        """
         for group in self.param_groups:
             check_variant_options(*(group[key] for key in _VARIANT_KEYS))
             lr = group["lr"]
             if isinstance(lr, torch.Tensor) and lr.numel() != 1:
                 raise ValueError("Tensor lr must be 1-element")
-            if group["fused"] and (group["foreach"] or group["differentiable"]):
-                raise RuntimeError("`fused` supports neither `foreach` nor `differentiable`")
             params = [p for p in group["params"] if p.grad is not None]
             for p in params:
                 if p.grad.is_sparse:
                     raise RuntimeError("RAdam does not support sparse gradients")
+            if group["fused"]:
+                _check_fused_group(group, group["params"])
+                continue  # the fused kernel checks its own devices
+            foreach = _uses_foreach(params, group["foreach"], group["differentiable"])
+            if foreach and group["differentiable"]:
+                raise AssertionError("_foreach ops don't support autograd")  # what the foreach path would raise
             if group["capturable"] and not torch.compiler.is_compiling():
                 steps = [self.state[p]["step"] if len(self.state.get(p, {})) else p for p in params]
-                _check_capturable_devices(params, steps, xla=True)
+                _check_capturable_devices(params, steps, xla=not foreach)  # torch: XLA for the for-loop path only
 
     @_use_grad_for_differentiable
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -332,7 +342,7 @@ class RAdam(Optimizer):
             exp_avg_sqs: list[torch.Tensor] = []
             max_exp_avg_sqs: list[torch.Tensor] = []
             state_steps: list[torch.Tensor] = []
-            beta1, beta2 = cast(tuple[float, float], group["betas"])
+            beta1, beta2 = group["betas"]
 
             has_complex = self._init_group(
                 group, params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps
@@ -364,6 +374,15 @@ class RAdam(Optimizer):
             )
 
         return loss
+
+
+def _check_fused_group(options: dict[str, Any], params: list[Any]) -> None:
+    """``RuntimeError`` unless a group with ``fused=True`` can run the fused kernel (torch's messages and order)."""
+    if options["differentiable"]:
+        raise RuntimeError("`fused` does not support `differentiable`")
+    if options["foreach"]:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    check_fused([p[1] if isinstance(p, tuple) else p for p in params])  # named parameters come as (name, tensor)
 
 
 def _check_state_layout(state: Any) -> None:

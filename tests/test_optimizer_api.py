@@ -236,6 +236,92 @@ def test_invalid_option_set_on_a_group_is_caught_before_any_change():
     assert len(opt.state) == 0 and torch.equal(a.detach(), torch.ones(3))
 
 
+def _two_groups_one_stepped(second_group_options):
+    """An optimizer whose first group has taken a step and whose second group has ``second_group_options``."""
+    a = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    b = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    opt = RAdam([{"params": [a]}, {"params": [b]}], lr=0.1)
+    a.grad = torch.ones(3, dtype=torch.float64)
+    opt.step()
+    opt.param_groups[1].update(second_group_options)
+    a.grad = torch.ones(3, dtype=torch.float64)
+    b.grad = torch.ones(3, dtype=torch.float64)
+    return opt, a, b
+
+
+def _assert_step_raises_and_changes_nothing(opt, params, error, match):
+    before = copy.deepcopy(opt.state_dict())
+    params_before = [p.detach().clone() for p in params]
+    with pytest.raises(error, match=match):
+        opt.step()
+    after = opt.state_dict()
+    assert before["param_groups"] == after["param_groups"]
+    assert set(before["state"]) == set(after["state"])  # no lazy state was created
+    for k in before["state"]:
+        _state_equal(before["state"][k], after["state"][k])
+    for p, p0 in zip(params, params_before):
+        assert torch.equal(p.detach(), p0)
+
+
+@pytest.fixture
+def fused_unavailable(monkeypatch):
+    """radam.fused cannot be imported (as on a machine without CUDA or Triton), whatever this machine has."""
+    monkeypatch.setitem(sys.modules, "radam.fused", None)
+
+
+def test_a_fused_group_that_cannot_run_is_refused_before_any_change(fused_unavailable):
+    a = torch.ones(3, requires_grad=True)
+    b = torch.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="fused=True needs a CUDA device"):
+        RAdam([{"params": [a]}, {"params": [b], "fused": True}], lr=0.1)  # a per-group flag, not only the default
+    opt = RAdam([a], lr=0.1)
+    for group in ({"params": [b], "fused": True}, {"params": iter([b]), "fused": True},
+                  {"params": [("b", b)], "fused": True}):
+        with pytest.raises(RuntimeError, match="fused=True needs a CUDA device"):
+            opt.add_param_group(group)
+        assert len(opt.param_groups) == 1
+    with pytest.raises(RuntimeError, match="cannot be `True` together"):
+        opt.add_param_group({"params": [b], "fused": True, "foreach": True})
+    with pytest.raises(RuntimeError, match="differentiable"):
+        opt.add_param_group({"params": [b], "fused": True, "differentiable": True})
+    assert len(opt.param_groups) == 1
+    # set on a group after construction (or loaded with a state dict): caught before group 0 steps
+    opt, a, b = _two_groups_one_stepped({"fused": True})
+    _assert_step_raises_and_changes_nothing(opt, [a, b], RuntimeError, "fused=True needs a CUDA device")
+
+
+def test_foreach_with_differentiable_in_one_group_is_refused_before_any_change():
+    opt, a, b = _two_groups_one_stepped({"foreach": True, "differentiable": True})
+    _assert_step_raises_and_changes_nothing(opt, [a, b], AssertionError, "autograd")
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_capturable_device_check_raises_before_any_change(foreach):
+    """capturable=True needs each param and its step on one device of a capturable kind (the CPU included here)."""
+    # a param on the meta device (not capturable)
+    opt, a, b = _two_groups_one_stepped({"capturable": True, "foreach": foreach})
+    meta = torch.zeros(3, device="meta", requires_grad=True)
+    meta.grad = torch.zeros(3, device="meta")
+    opt.add_param_group({"params": [meta], "capturable": True, "foreach": foreach})
+    _assert_step_raises_and_changes_nothing(opt, [a, b], AssertionError, "capturable=True")
+    # a param whose step counter sits on another device than the param
+    opt, a, b = _two_groups_one_stepped({"capturable": True, "foreach": foreach})
+    opt.step()  # creates b's state (capturable: step on b's device, the CPU)
+    opt.state[b]["step"] = opt.state[b]["step"].to("meta")
+    a.grad = torch.ones(3, dtype=torch.float64)
+    b.grad = torch.ones(3, dtype=torch.float64)
+    with pytest.raises(AssertionError, match="capturable=True"):
+        opt.step()
+    assert float(opt.state[a]["step"]) == 2.0  # group 0 did not step again
+    # the functional API checks the same
+    import radam.functional as F
+
+    with pytest.raises(AssertionError, match="capturable=True"):
+        F.radam([b.detach()], [torch.ones(3, dtype=torch.float64)], [torch.zeros(3, dtype=torch.float64)],
+                [torch.zeros(3, dtype=torch.float64)], [], [torch.zeros((), device="meta")], lr=0.1, beta1=0.9,
+                beta2=0.999, eps=1e-8, weight_decay=0.0, capturable=True, foreach=foreach)
+
+
 @pytest.mark.parametrize("foreach", [False, True])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_maximize_never_touches_grad(foreach, weight_decay):
@@ -415,9 +501,9 @@ def test_fused_dispatch_contract_and_float32_state(monkeypatch):
     assert calls == [("check", 2)]
     a.grad, b.grad = torch.ones_like(a), torch.ones_like(b)
     opt.step()
-    assert calls[1] == ("step", sorted([
+    assert calls[1:] == [("check", 2), ("step", sorted([  # checked again before the step, then dispatched
         "lr", "beta1", "beta2", "eps", "weight_decay", "decoupled_weight_decay", "degenerate", "threshold",
-        "rectifier", "amsgrad", "maximize", "capturable"]))
+        "rectifier", "amsgrad", "maximize", "capturable"]))]
     for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
         assert opt.state[a][key].dtype == torch.float32
     assert opt.state[a]["step"].dtype == torch.float32 and opt.state[a]["step"].device == a.device
