@@ -56,8 +56,10 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from typing import Any, Callable, NamedTuple
 
+import numpy as np
 import torch
 from torch.optim.optimizer import (
     Optimizer,
@@ -82,16 +84,17 @@ def check_variant_options(degenerate: Any, threshold: Any, rectifier: Any, amsgr
     """Raise ``ValueError`` naming the option and its allowed values if a variant option is invalid.
 
     ``degenerate`` must be one of ``DEGENERATE_MODES``, ``rectifier`` one of ``RECTIFIERS``, ``amsgrad`` a
-    bool, and ``threshold`` a real number: at least 4 for the paper's rectifier (its formula is real only for
-    :math:`\\rho_t > 4`) and above 2 for the exact one (the exact variance is finite only for :math:`\\rho > 2`).
+    bool (Python's or numpy's), and ``threshold`` a real number (any ``numbers.Real``, numpy scalars included; not
+    a bool): at least 4 for the paper's rectifier (its formula is real only for :math:`\\rho_t > 4`) and above 2
+    for the exact one (the exact variance is finite only for :math:`\\rho > 2`). Valid values are kept as given.
     """
     if not isinstance(degenerate, str) or degenerate not in DEGENERATE_MODES:
         raise ValueError(f"Invalid degenerate option: {degenerate!r}; allowed values are {DEGENERATE_MODES}")
     if not isinstance(rectifier, str) or rectifier not in RECTIFIERS:
         raise ValueError(f"Invalid rectifier option: {rectifier!r}; allowed values are {RECTIFIERS}")
-    if not isinstance(amsgrad, bool):
+    if not isinstance(amsgrad, (bool, np.bool_)):
         raise ValueError(f"Invalid amsgrad option: {amsgrad!r}; allowed values are (False, True)")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or math.isnan(threshold):
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real) or math.isnan(threshold):
         raise ValueError(f"Invalid threshold option: {threshold!r}; it must be a real number")
     if rectifier == "paper" and not threshold >= 4.0:
         raise ValueError(

@@ -246,3 +246,36 @@ def test_check_variant_options_accepts_exactly_the_documented_values():
     for degenerate, rectifier, amsgrad in itertools.product(F.DEGENERATE_MODES, F.RECTIFIERS, (False, True)):
         F.check_variant_options(degenerate, 5.0, rectifier, amsgrad)
     assert F.DEGENERATE_MODES == ("sgd", "skip") and F.RECTIFIERS == ("paper", "exact")
+    # numpy scalars are real numbers and bools too (e.g. values read from a config array)
+    for threshold in (np.float32(5.0), np.float64(4.5), np.int64(5), 5, float("inf")):
+        F.check_variant_options("sgd", threshold, "paper", np.True_)
+        F.check_variant_options("sgd", threshold, "exact", np.False_)
+    for threshold in (True, np.True_, "5", None, torch.tensor(5.0), float("nan"), np.float32("nan"), 1 + 2j):
+        with pytest.raises(ValueError, match="threshold"):
+            F.check_variant_options("sgd", threshold, "paper", False)
+    for amsgrad in (1, 0, "True", None, np.float32(1.0), torch.tensor(True)):
+        with pytest.raises(ValueError, match="amsgrad"):
+            F.check_variant_options("sgd", 5.0, "paper", amsgrad)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("capturable", [False, True])
+def test_numpy_option_values_step_like_python_ones(foreach, capturable):
+    """Stored as given (torch style), and the step treats them exactly like the Python values."""
+    runs = []
+    for threshold, amsgrad in ((4.0, True), (np.float32(4.0), np.True_)):
+        p = torch.linspace(-1, 1, 5, dtype=torch.float64).requires_grad_()
+        opt = radam.RAdam([p], lr=0.1, threshold=threshold, amsgrad=amsgrad, rectifier="exact", foreach=foreach,
+                          capturable=capturable)
+        q = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+        opt.add_param_group({"params": [q], "threshold": np.float64(6.5), "amsgrad": np.False_})
+        assert opt.param_groups[0]["threshold"] is threshold and opt.param_groups[0]["amsgrad"] is amsgrad
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(9):
+            p.grad = torch.randn(5, generator=gen, dtype=torch.float64)
+            q.grad = torch.randn(2, generator=gen, dtype=torch.float64)
+            opt.step()
+        assert "max_exp_avg_sq" in opt.state[p] and "max_exp_avg_sq" not in opt.state[q]
+        runs.append((p.detach().clone(), q.detach().clone()))
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
