@@ -339,6 +339,7 @@ def test_maximize_never_touches_grad(foreach, weight_decay):
 
 
 def test_closure_is_evaluated_with_grad_and_its_loss_returned():
+    """Called under no_grad, the closure still builds a graph (its loss requires grad) ..."""
     model = _model()
     x, y = _data()
     opt = RAdam(model.parameters(), lr=0.01)
@@ -346,8 +347,28 @@ def test_closure_is_evaluated_with_grad_and_its_loss_returned():
     with torch.no_grad():
         loss = opt.step(closure)
     assert isinstance(loss, torch.Tensor) and loss.requires_grad is True
-    assert all(p.is_leaf and p.grad_fn is None for p in model.parameters())
     assert opt.step() is None
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("capturable", [False, True])
+def test_step_updates_under_no_grad_by_itself(foreach, capturable):
+    """... and called with grad enabled (no no_grad around it), the update itself is not recorded by autograd:
+    params stay leaves without grad_fn, the state does not require grad, and grad mode is restored afterwards.
+    (Without step's own no_grad, the in-place update of a leaf that requires grad would raise.)"""
+    model = _model()
+    x, y = _data()
+    opt = RAdam(model.parameters(), lr=0.01, foreach=foreach, capturable=capturable)
+    before = [p.detach().clone() for p in model.parameters()]
+    assert torch.is_grad_enabled()
+    grad_mode_in_step = []
+    opt.register_step_pre_hook(lambda o, a, k: grad_mode_in_step.append(torch.is_grad_enabled()))
+    loss = opt.step(_closure(model, opt, x, y))
+    assert loss.requires_grad and torch.is_grad_enabled()
+    assert all(p.is_leaf and p.grad_fn is None and p.requires_grad for p in model.parameters())
+    assert not any(p.equal(b) for p, b in zip(model.parameters(), before))  # the update did happen
+    assert all(not v.requires_grad for s in opt.state.values() for v in s.values())
+    assert grad_mode_in_step == [True]  # the hooks run outside step's no_grad, as in torch
 
 
 @pytest.mark.parametrize("foreach", [False, True])
@@ -428,6 +449,9 @@ def test_complex_params_equal_their_real_view_twins():
 
 
 def test_foreach_default_is_chosen_like_torch(monkeypatch):
+    """foreach=None: the for-loop on the CPU; foreach where torch's foreach kernels run (CUDA) unless
+    differentiable. The CUDA case is simulated by adding the CPU to torch's list of foreach devices, so that
+    torch's own _default_to_fused_or_foreach decides (it is not replaced)."""
     import radam.functional as F
 
     calls = []
@@ -437,9 +461,16 @@ def test_foreach_default_is_chosen_like_torch(monkeypatch):
     p.grad = torch.ones(2)
     RAdam([p]).step()  # CPU: for-loop
     RAdam([p], foreach=True).step()
-    monkeypatch.setattr(F, "_default_to_fused_or_foreach", lambda params, differentiable, use_fused: (False, True))
-    RAdam([p]).step()  # what CUDA params would get
-    assert calls == ["single", "multi", "multi"]
+    RAdam([p], differentiable=True).step()
+    assert calls == ["single", "multi", "single"]
+    calls.clear()
+    optimizer_module = sys.modules["torch.optim.optimizer"]
+    devices = optimizer_module._get_foreach_kernels_supported_devices()
+    monkeypatch.setattr(optimizer_module, "_get_foreach_kernels_supported_devices", lambda: [*devices, "cpu"])
+    RAdam([p]).step()  # what CUDA params get
+    RAdam([p], differentiable=True).step()  # differentiable: never foreach by default
+    RAdam([p], foreach=False).step()
+    assert calls == ["multi", "single", "single"]
 
 
 def test_differentiable_with_foreach_is_refused():
@@ -540,22 +571,47 @@ def test_state_dict_round_trip_reproduces_the_trajectory(options):
             _state_equal(sd["state"][k], sd_clone["state"][k])
 
 
-def test_state_dict_is_deterministic_and_holds_only_plain_data():
+def _trained_optimizer(**options):
     model = _model()
     x, y = _data()
-    opt = RAdam(model.parameters(), lr=0.01, amsgrad=True)
+    opt = RAdam(model.parameters(), lr=0.01, **options)
     closure = _closure(model, opt, x, y)
     for _ in range(3):
         opt.step(closure)
+    return opt
+
+
+def _saved(state_dict):
     buf = io.BytesIO()
-    torch.save(opt.state_dict(), buf)
-    buf.seek(0)
-    loaded = torch.load(buf, weights_only=True)
+    torch.save(state_dict, buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("options", [dict(amsgrad=True), dict(capturable=True, rectifier="exact", degenerate="skip")])
+def test_state_dict_is_deterministic(options):
+    """Two state_dict() calls give the same dict, and so do two optimizers built and run the same way: equal
+    groups, equal state tensors, the same keys in the same order, byte-identical when saved."""
+    opt = _trained_optimizer(**options)
+    first, second = opt.state_dict(), opt.state_dict()
+    twin = _trained_optimizer(**options).state_dict()
+    for other in (second, twin):
+        assert other["param_groups"] == first["param_groups"]
+        assert list(other["state"]) == list(first["state"])
+        for k in first["state"]:
+            assert list(other["state"][k]) == list(first["state"][k])
+            _state_equal(other["state"][k], first["state"][k])
+        assert _saved(other) == _saved(first)
+
+
+def test_state_dict_holds_only_plain_data():
+    """It saves and loads with torch.load(weights_only=True) (tensors and Python values only)."""
+    opt = _trained_optimizer(amsgrad=True)
     sd = opt.state_dict()
+    loaded = torch.load(io.BytesIO(_saved(sd)), weights_only=True)
     assert loaded["param_groups"] == sd["param_groups"]
     for k in sd["state"]:
         _state_equal(loaded["state"][k], sd["state"][k])
-    opt2 = RAdam(model.parameters(), lr=0.01, amsgrad=True)
+    opt2 = RAdam([p for group in opt.param_groups for p in group["params"]], lr=0.01, amsgrad=True)
     opt2.load_state_dict(loaded)
     assert opt2.state_dict()["param_groups"] == sd["param_groups"]
 
