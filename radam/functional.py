@@ -281,13 +281,15 @@ def _amsgrad_max_(max_exp_avg_sq: torch.Tensor, exp_avg_sq: torch.Tensor, differ
 
 
 def _adaptive_lr(second_moment: torch.Tensor, bias_correction2: Any, eps: float, differentiable: bool) -> torch.Tensor:
-    r""":math:`l_t = \sqrt{1-\beta_2^t} / (\sqrt{v_t} + \epsilon)`: :math:`\epsilon` enters before the bias correction."""
+    r""":math:`l_t = \sqrt{1-\beta_2^t} / (\sqrt{v_t} + \epsilon)`, :math:`\epsilon` before the bias correction."""
     denominator = second_moment.sqrt()
     denominator = denominator.add(eps) if differentiable else denominator.add_(eps)
     return (bias_correction2**0.5) / denominator
 
 
-def _step_factor(adaptive: torch.Tensor, rect: torch.Tensor, adaptive_lr: torch.Tensor, degenerate: str) -> torch.Tensor:
+def _step_factor(
+    adaptive: torch.Tensor, rect: torch.Tensor, adaptive_lr: torch.Tensor, degenerate: str
+) -> torch.Tensor:
     r""":math:`f_t = r_t l_t` if :math:`\rho_t > \tau`, else 1 (``"sgd"``) or 0 (``"skip"``), by ``torch.where``."""
     return torch.where(adaptive, rect * adaptive_lr, 1.0 if degenerate == "sgd" else 0.0)
 
@@ -358,17 +360,17 @@ def _single_tensor_radam(
         # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         # AMSGrad: vmax_t = max(vmax_{t-1}, v_t) takes the place of v_t in l_t
-        second_moment = exp_avg_sq if max_exp_avg_sq is None else _amsgrad_max_(max_exp_avg_sq, exp_avg_sq,
-                                                                                 differentiable)
+        second_moment = exp_avg_sq
+        if max_exp_avg_sq is not None:
+            second_moment = _amsgrad_max_(max_exp_avg_sq, exp_avg_sq, differentiable)
 
         # m_hat_t = m_t / (1 - beta1^t)
         bias_corrected_exp_avg = exp_avg / bias_correction1
 
         # theta_t = theta_{t-1} - lr m_hat_t f_t, with f_t = r_t l_t if rho_t > threshold, else 1 ("sgd") or 0 ("skip")
-        if capturable:  # no Python branch on a device value
-            factor = _step_factor(adaptive, rect, _adaptive_lr(second_moment, bias_correction2, eps, differentiable),
-                                  degenerate)
-            param.add_(bias_corrected_exp_avg * lr * factor, alpha=-1.0)
+        if capturable:  # no Python branch on a device value: torch.where picks f_t
+            adaptive_lr = _adaptive_lr(second_moment, bias_correction2, eps, differentiable)
+            param.add_(bias_corrected_exp_avg * lr * _step_factor(adaptive, rect, adaptive_lr, degenerate), alpha=-1.0)
         elif adaptive:  # rectified adaptive step
             adaptive_lr = _adaptive_lr(second_moment, bias_correction2, eps, differentiable)
             param.add_(bias_corrected_exp_avg * lr * adaptive_lr * rect, alpha=-1.0)
@@ -570,7 +572,8 @@ def check_fused(params: list[torch.Tensor]) -> None:
 
 
 def _uses_foreach(params: list[torch.Tensor], foreach: bool | None, differentiable: bool) -> bool:
-    """Whether ``radam`` takes the foreach path: ``foreach`` if given, else torch's default (CUDA, not differentiable)."""
+    """Whether ``radam`` takes the foreach path: ``foreach`` if given, else torch's default (CUDA, not
+    differentiable)."""
     if foreach is None:
         _, foreach = _default_to_fused_or_foreach(params, differentiable, use_fused=False)
     return bool(foreach)
@@ -612,10 +615,11 @@ def radam(
        \begin{cases} r_t \sqrt{1-\beta_2^t} / (\sqrt{v_t} + \epsilon) & \rho_t > \tau \\
                      1 \text{ (degenerate="sgd") or } 0 \text{ (degenerate="skip")} & \rho_t \le \tau \end{cases}
 
-    ``max_exp_avg_sqs`` is read only when ``amsgrad`` (pass an empty list otherwise); ``state_steps`` holds one
-    0-d tensor per parameter, incremented here. ``foreach=None`` picks the foreach path when every tensor is on a
-    device with foreach kernels (CUDA) and ``differentiable`` is off, like ``torch.optim``; ``fused=True``
-    dispatches to the Triton kernel of ``radam.fused`` (``RuntimeError`` where it is unavailable).
+    ``max_exp_avg_sqs`` is used (and updated) only when ``amsgrad`` (pass an empty list otherwise);
+    ``state_steps`` holds one 0-d tensor per parameter, incremented here. ``foreach=None`` picks the foreach path
+    when every tensor is on a device with foreach kernels (CUDA) and ``differentiable`` is off, like
+    ``torch.optim``; ``fused=True`` dispatches to the Triton kernel of ``radam.fused`` (``RuntimeError`` where it
+    is unavailable).
     """
     if not all(isinstance(t, torch.Tensor) for t in state_steps):
         raise RuntimeError("API has changed, `state_steps` argument must contain a list of singleton tensors")
