@@ -9,8 +9,8 @@ Three execution paths compute the same step:
 * the fused Triton kernel in ``radam.fused`` (another module, imported only when ``fused=True``).
 
 ``radam`` chooses between them. With the default options (``degenerate="sgd"``, ``threshold=5.0``,
-``rectifier="paper"``, ``amsgrad=False``) each path performs, float operation for float operation, the arithmetic
-of the matching path of ``torch.optim.RAdam``, so the results agree bit for bit.
+``rectifier="paper"``, ``amsgrad=False``, ``capturable=False``) each path performs, float operation for float
+operation, the arithmetic of the matching path of ``torch.optim.RAdam``, so the results agree bit for bit.
 
 One step, for a parameter :math:`\theta` with gradient :math:`g_t` (after ``maximize`` and weight decay):
 
@@ -39,15 +39,27 @@ with the threshold :math:`\tau` (5 in torch, 4 in the paper's Algorithm 2) and t
 
 Note where :math:`\epsilon` sits: it is added to :math:`\sqrt{v_t}` *before* the bias correction
 :math:`\sqrt{1-\beta_2^t}` is applied (torch and the official code), which equals adding
-:math:`\epsilon\sqrt{1-\beta_2^t}` to the bias-corrected :math:`\sqrt{\hat v_t}`.
+:math:`\epsilon/\sqrt{1-\beta_2^t}` to the bias-corrected :math:`\sqrt{\hat v_t}`, with
+:math:`\hat v_t = v_t/(1-\beta_2^t)`:
+
+.. math::
+
+   \frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t} + \epsilon} = \frac{1}{\sqrt{\hat v_t} + \epsilon/\sqrt{1-\beta_2^t}}.
+
+With ``capturable=True`` the step counter stays a (float32) tensor on the device, as in torch, but the scalars of
+the step (:math:`1-\beta_1^t`, :math:`1-\beta_2^t`, :math:`\rho_t`, the test :math:`\rho_t > \tau` and
+:math:`r_t`) are computed from it in float64, with the same formulas as the default path, and cast to the
+parameter's dtype where they are applied (see ``radam.RAdam``'s ``capturable`` for why this departs from torch).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, cast
+import numbers
+from typing import Any, Callable, NamedTuple
 
+import numpy as np
 import torch
 from torch.optim.optimizer import (
     Optimizer,
@@ -72,16 +84,17 @@ def check_variant_options(degenerate: Any, threshold: Any, rectifier: Any, amsgr
     """Raise ``ValueError`` naming the option and its allowed values if a variant option is invalid.
 
     ``degenerate`` must be one of ``DEGENERATE_MODES``, ``rectifier`` one of ``RECTIFIERS``, ``amsgrad`` a
-    bool, and ``threshold`` a real number: at least 4 for the paper's rectifier (its formula is real only for
-    :math:`\\rho_t > 4`) and above 2 for the exact one (the exact variance is finite only for :math:`\\rho > 2`).
+    bool (Python's or numpy's), and ``threshold`` a real number (any ``numbers.Real``, numpy scalars included; not
+    a bool): at least 4 for the paper's rectifier (its formula is real only for :math:`\\rho_t > 4`) and above 2
+    for the exact one (the exact variance is finite only for :math:`\\rho > 2`). Valid values are kept as given.
     """
     if not isinstance(degenerate, str) or degenerate not in DEGENERATE_MODES:
         raise ValueError(f"Invalid degenerate option: {degenerate!r}; allowed values are {DEGENERATE_MODES}")
     if not isinstance(rectifier, str) or rectifier not in RECTIFIERS:
         raise ValueError(f"Invalid rectifier option: {rectifier!r}; allowed values are {RECTIFIERS}")
-    if not isinstance(amsgrad, bool):
+    if not isinstance(amsgrad, (bool, np.bool_)):
         raise ValueError(f"Invalid amsgrad option: {amsgrad!r}; allowed values are (False, True)")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or math.isnan(threshold):
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real) or math.isnan(threshold):
         raise ValueError(f"Invalid threshold option: {threshold!r}; it must be a real number")
     if rectifier == "paper" and not threshold >= 4.0:
         raise ValueError(
@@ -96,8 +109,49 @@ def check_variant_options(degenerate: Any, threshold: Any, rectifier: Any, amsgr
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The exact rectifier as torch operations (for the capturable paths: no host sync, float64 throughout)
+# The scalars of one step: rho_t, the test rho_t > threshold, the rectifier r_t (shared by every path)
 # ---------------------------------------------------------------------------------------------------------------
+
+
+def _rho_inf(beta2: float) -> float:
+    r""":math:`\rho_\infty = 2/(1-\beta_2) - 1`: the longest SMA that an EMA with rate :math:`\beta_2` stands for."""
+    return 2 / (1 - beta2) - 1
+
+
+def _rho_t(step: Any, beta2: float, bias_correction2: Any) -> Any:
+    r""":math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)`: the SMA length that :math:`v_t` stands for at step t.
+
+    Written exactly as torch writes it (``bias_correction2`` is :math:`1-\beta_2^t`), for Python floats or float64
+    tensors alike, so that every path takes the same branch as ``torch.optim.RAdam``'s default path.
+    """
+    return _rho_inf(beta2) - 2 * step * (beta2**step) / bias_correction2
+
+
+def _paper_rectifier(rho_t: Any, rho_inf: float) -> Any:
+    r"""The paper's :math:`r_t = \sqrt{(\rho_t-4)(\rho_t-2)\rho_\infty / ((\rho_\infty-4)(\rho_\infty-2)\rho_t)}`."""
+    return ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+
+
+def _exact_rectifier(rho_t: Any, rho_inf: float) -> Any:
+    r"""The exact :math:`r_t = \sqrt{\operatorname{Var}[\psi]|_{\rho_\infty} / \operatorname{Var}[\psi]|_{\rho_t}}`.
+
+    From the :math:`\rho_t` the step was tested with, so that an adaptive step never gets :math:`r_t = 0`. A Python
+    float goes to ``radam.theory.variance_psi_exact`` (cached); a tensor to its torch twin, on the tensor's device.
+    """
+    if isinstance(rho_t, torch.Tensor):
+        return torch.sqrt(_variance_psi_tensor(torch.full_like(rho_t, rho_inf)) / _variance_psi_tensor(rho_t))
+    return _exact_rectifier_float(float(rho_t), rho_inf)
+
+
+@functools.lru_cache(maxsize=256)  # the tensors of a group share their step: one theory call per (rho_t, rho_inf)
+def _exact_rectifier_float(rho_t: float, rho_inf: float) -> float:
+    """``_exact_rectifier`` for Python floats, with ``radam.theory.variance_psi_exact``."""
+    return math.sqrt(float(theory.variance_psi_exact(rho_inf)) / float(theory.variance_psi_exact(rho_t)))
+
+
+def _rectifier(rho_t: Any, rho_inf: float, rectifier: str) -> Any:
+    r""":math:`r_t` for an adaptive step (:math:`\rho_t` above the threshold): the paper's or the exact one."""
+    return _paper_rectifier(rho_t, rho_inf) if rectifier == "paper" else _exact_rectifier(rho_t, rho_inf)
 
 
 # The coefficients of radam.theory's asymptotic series for log q, as Python floats (traceable by torch.compile)
@@ -119,43 +173,63 @@ def _log_q_tensor(rho: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= _LOG_Q_ASYMPTOTIC_FROM, asymptotic, direct)
 
 
-def _exact_rect_tensor(step: torch.Tensor, beta2: float, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""(r_t, adaptive) for the exact rectifier, from a step tensor, in float64 with torch operations only.
-
-    :math:`r_t = \sqrt{\operatorname{Var}[\psi]|_{\rho_\infty} / \operatorname{Var}[\psi]|_{\rho_t}}` where
-    :math:`\rho_t > \tau`, else 0, with ``adaptive`` the boolean tensor :math:`\rho_t > \tau`. The constant
-    :math:`\operatorname{Var}[\psi]|_{\rho_\infty}` is computed with the same torch operations. Everything stays
-    on the step's device (no ``.item()``, no numpy), so this works under CUDA graphs and
-    ``torch.compile(fullgraph=True)``. Matches ``radam.theory.r_t_exact`` to about 1e-12.
-    """
-    t = step.to(torch.float64)
-    rho_inf = 2.0 / (1.0 - beta2) - 1.0
-    if not rho_inf > threshold:  # rho_t < rho_inf: never adaptive (this also covers beta2 = 0)
-        zero = torch.zeros_like(t)
-        return zero, zero > 0.0
-    log_beta2 = math.log(beta2)
-    # rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t), with beta2^t = exp(t log beta2) and 1 - beta2^t via expm1
-    rho = rho_inf - 2.0 * t * torch.exp(t * log_beta2) / -torch.expm1(t * log_beta2)
-    adaptive = rho > threshold
-    safe_rho = torch.where(adaptive, rho, rho_inf)  # keep the unused branch finite (no nan in gradients)
-    var_inf = _variance_psi_tensor(torch.full_like(t, rho_inf))
-    return torch.where(adaptive, torch.sqrt(var_inf / _variance_psi_tensor(safe_rho)), 0.0), adaptive
-
-
 def _variance_psi_tensor(rho: torch.Tensor) -> torch.Tensor:
-    r"""Torch twin of ``radam.theory.variance_psi_exact`` (sigma = 1): :math:`\frac{\rho}{\rho-2}(1-q)`."""
+    r"""Torch twin of ``radam.theory.variance_psi_exact`` (sigma = 1): :math:`\frac{\rho}{\rho-2}(1-q)`.
+
+    Torch operations only (no ``.item()``, no numpy), so it runs on the tensor's device under CUDA graphs and
+    ``torch.compile(fullgraph=True)``; matches the theory function to about 1e-12 in float64.
+    """
     return rho / (rho - 2.0) * -torch.expm1(_log_q_tensor(rho))
 
 
-@functools.lru_cache(maxsize=256)  # tensors of a group share their step: one theory call per (step, beta2, threshold)
-def _exact_rect_float(step: float, beta2: float, threshold: float) -> float:
-    """The exact rectifier for a Python float step (the non-capturable paths): ``radam.theory.r_t_exact``."""
-    return float(theory.r_t_exact(step, beta2, threshold))
+class _StepScalars(NamedTuple):
+    """The scalars of step t. Host path: Python floats and a bool. Capturable: tensors on the step's device."""
+
+    bias_correction1: Any  # 1 - beta1^t
+    bias_correction2: Any  # 1 - beta2^t
+    adaptive: Any  # rho_t > threshold: a rectified adaptive step (else a degenerate one)
+    rect: Any  # r_t on an adaptive step, 0 otherwise
+
+
+def _host_scalars(step: Any, beta1: float, beta2: float, threshold: float, rectifier: str) -> _StepScalars:
+    """The scalars of step t from a step count read back to the host: torch's arithmetic, operation for operation."""
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    rho_t = _rho_t(step, beta2, bias_correction2)
+    adaptive = rho_t > threshold
+    rect = _rectifier(rho_t, _rho_inf(beta2), rectifier) if adaptive else 0.0  # r_t is real only above the threshold
+    return _StepScalars(bias_correction1, bias_correction2, adaptive, rect)
+
+
+def _device_scalars(
+    step: torch.Tensor, beta1: float, beta2: float, threshold: float, rectifier: str, dtype: torch.dtype
+) -> _StepScalars:
+    r"""The scalars of step t as tensors on the step's device (no host read), for the capturable paths.
+
+    Computed in float64 from ``step.to(torch.float64)`` with the same formulas as ``_host_scalars`` -- in float32,
+    :math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)` cancels catastrophically and picks the wrong branch
+    for :math:`\beta_2 \ge 0.9995` -- then the bias corrections and :math:`r_t` are cast to ``dtype`` (the
+    parameter's, where they are applied). ``adaptive`` is a bool tensor; ``step`` may hold several step counts.
+    """
+    t = step.to(torch.float64)
+    bias_correction1 = 1 - beta1**t
+    bias_correction2 = 1 - beta2**t
+    rho_t = _rho_t(t, beta2, bias_correction2)
+    adaptive = rho_t > threshold
+    rho_inf = _rho_inf(beta2)
+    if rho_inf > threshold:
+        # r_t where adaptive, 0 elsewhere; evaluated at rho_inf where not adaptive (r = 1 there), so the unused
+        # branch of torch.where stays finite and cannot put a nan into the gradients of a differentiable step
+        rect = torch.where(adaptive, _rectifier(torch.where(adaptive, rho_t, rho_inf), rho_inf, rectifier), 0.0)
+    else:  # rho_t < rho_inf <= threshold: never adaptive (beta2 = 0 included)
+        rect = torch.zeros_like(t)
+    return _StepScalars(bias_correction1.to(dtype), bias_correction2.to(dtype), adaptive, rect.to(dtype))
 
 
 def _check_capturable_devices(params: list[torch.Tensor], state_steps: list[torch.Tensor], xla: bool) -> None:
     """With ``capturable=True`` every parameter and its step must sit on the same device of a capturable kind.
 
+    ``xla``: whether XLA counts as capturable (the single-tensor path: yes; the foreach path: no, as in torch).
     Unlike ``torch.optim.RAdam`` this also accepts the CPU: the capturable arithmetic (no host reads, ``torch.where``
     in place of Python branches) is correct on any device, and on the CPU it lets ``torch.compile`` and the tests
     exercise it.
@@ -166,6 +240,58 @@ def _check_capturable_devices(params: list[torch.Tensor], state_steps: list[torc
             raise AssertionError(
                 f"If capturable=True, params and state_steps must be on supported devices: {supported}."
             )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The pieces of the update (one equation each)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _real_views(*tensors: torch.Tensor | None) -> tuple[Any, ...]:
+    """A complex number is a pair of reals with their own moments: view each tensor as real (None stays None)."""
+    return tuple(None if t is None else torch.view_as_real(t) for t in tensors)
+
+
+def _weight_decay(
+    param: torch.Tensor, grad: torch.Tensor, lr: Any, weight_decay: float, decoupled: bool, moves: Any
+) -> torch.Tensor:
+    r"""L2: returns :math:`g_t + \lambda\theta`. Decoupled: :math:`\theta \leftarrow \theta(1-\gamma\lambda)` in place.
+
+    ``moves`` says whether this step changes :math:`\theta` at all: True, except with ``degenerate="skip"``, where
+    it is the adaptive test (a bool tensor when capturable) and a skipped step decays nothing.
+    """
+    if weight_decay == 0:
+        return grad
+    if not decoupled:
+        return grad.add(param, alpha=weight_decay)
+    if isinstance(moves, torch.Tensor):  # capturable: the factor is 1 on a skipped step
+        param.mul_((1 - lr * weight_decay * moves.to(torch.float64)).to(param.dtype))
+    elif moves:
+        param.mul_(1 - lr * weight_decay)
+    return grad
+
+
+def _amsgrad_max_(max_exp_avg_sq: torch.Tensor, exp_avg_sq: torch.Tensor, differentiable: bool) -> torch.Tensor:
+    r"""AMSGrad: :math:`v_{\max,t} = \max(v_{\max,t-1}, v_t)`, in place; returned for the denominator."""
+    if differentiable:  # maximum() saves its inputs for backward: give it a copy that copy_ won't modify
+        max_exp_avg_sq.copy_(torch.maximum(max_exp_avg_sq.clone(), exp_avg_sq))
+    else:
+        torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+    return max_exp_avg_sq
+
+
+def _adaptive_lr(second_moment: torch.Tensor, bias_correction2: Any, eps: float, differentiable: bool) -> torch.Tensor:
+    r""":math:`l_t = \sqrt{1-\beta_2^t} / (\sqrt{v_t} + \epsilon)`, :math:`\epsilon` before the bias correction."""
+    denominator = second_moment.sqrt()
+    denominator = denominator.add(eps) if differentiable else denominator.add_(eps)
+    return (bias_correction2**0.5) / denominator
+
+
+def _step_factor(
+    adaptive: torch.Tensor, rect: torch.Tensor, adaptive_lr: torch.Tensor, degenerate: str
+) -> torch.Tensor:
+    r""":math:`f_t = r_t l_t` if :math:`\rho_t > \tau`, else 1 (``"sgd"``) or 0 (``"skip"``), by ``torch.where``."""
+    return torch.where(adaptive, rect * adaptive_lr, 1.0 if degenerate == "sgd" else 0.0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -198,8 +324,9 @@ def _single_tensor_radam(
 ) -> None:
     r"""One RAdam step, one parameter at a time: the reference implementation (see the module docstring).
 
-    Updates ``params``, ``exp_avgs``, ``exp_avg_sqs``, ``max_exp_avg_sqs`` (only read when ``amsgrad``) and
-    ``state_steps`` in place; never modifies ``grads``.
+    Updates ``params``, ``exp_avgs``, ``exp_avg_sqs``, ``max_exp_avg_sqs`` (used only when ``amsgrad``) and
+    ``state_steps`` in place; never modifies ``grads``. With ``capturable`` the scalars of the step stay tensors on
+    the device and ``torch.where`` replaces the Python branches.
     """
     if not torch.jit.is_scripting():
         lr = _to_scalar(lr)
@@ -207,99 +334,49 @@ def _single_tensor_radam(
         _check_capturable_devices(params, state_steps, xla=True)
 
     for i, param in enumerate(params):
-        # g_t: the gradient, negated for maximisation (a new tensor: .grad itself is never modified)
+        # g_t, negated for maximisation (a new tensor: .grad itself is never modified)
         grad = grads[i] if not maximize else -grads[i]
-        exp_avg = exp_avgs[i]
-        exp_avg_sq = exp_avg_sqs[i]
+        exp_avg, exp_avg_sq, step_t = exp_avgs[i], exp_avg_sqs[i], state_steps[i]
         max_exp_avg_sq = max_exp_avg_sqs[i] if amsgrad else None
-        step_t = state_steps[i]
+        if torch.is_complex(param):  # real and imaginary parts are two real parameters
+            param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq = _real_views(
+                param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq
+            )
 
-        # A complex number is a pair of reals with their own moments: g^2 is taken part by part.
-        if torch.is_complex(param):
-            param = torch.view_as_real(param)
-            grad = torch.view_as_real(grad)
-            exp_avg = torch.view_as_real(exp_avg)
-            exp_avg_sq = torch.view_as_real(exp_avg_sq)
-            if max_exp_avg_sq is not None:
-                max_exp_avg_sq = torch.view_as_real(max_exp_avg_sq)
-
-        # t <- t + 1 (a tensor; read back to the host only when not capturable)
+        # t <- t + 1; then 1 - beta1^t, 1 - beta2^t, the test rho_t > threshold and r_t
         step_t += 1
-        step = step_t if capturable else _get_value(step_t)
-
-        # Bias corrections 1 - beta1^t and 1 - beta2^t
-        bias_correction1 = 1 - beta1**step
-        bias_correction2 = 1 - beta2**step
-        # rho_inf = 2 / (1 - beta2) - 1: the longest SMA an EMA with rate beta2 can stand for
-        rho_inf = 2 / (1 - beta2) - 1
-        # rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t): the SMA length that Adam's v_t stands for after t steps
-        rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
-        # r_t is computed only where rho_t > threshold (adaptive step); below it the step "degenerates"
-        if rectifier == "exact" and capturable:
-            exact_rect, adaptive = _exact_rect_tensor(cast(torch.Tensor, step), beta2, threshold)
+        if capturable:
+            scalars = _device_scalars(step_t, beta1, beta2, threshold, rectifier, param.dtype)
         else:
-            adaptive = rho_t > threshold
+            scalars = _host_scalars(_get_value(step_t), beta1, beta2, threshold, rectifier)
+        bias_correction1, bias_correction2, adaptive, rect = scalars
 
-        # Weight decay: decoupled theta <- theta (1 - lr lambda), or L2 g <- g + lambda theta.
-        # With degenerate="skip" a skipped step leaves theta alone, decoupled decay included (the official code);
-        # L2 decay still enters g and hence the moments.
-        if weight_decay != 0:
-            if decoupled_weight_decay:
-                if degenerate == "sgd":
-                    param.mul_(1 - lr * weight_decay)
-                elif capturable:
-                    param.mul_(1 - lr * weight_decay * cast(torch.Tensor, adaptive).to(param.dtype))
-                elif adaptive:
-                    param.mul_(1 - lr * weight_decay)
-            else:
-                grad = grad.add(param, alpha=weight_decay)
+        # weight decay: L2 g_t <- g_t + lambda theta, or decoupled theta <- theta (1 - lr lambda)
+        grad = _weight_decay(param, grad, lr, weight_decay, decoupled_weight_decay,
+                             moves=adaptive if degenerate == "skip" else True)
 
-        # m_t = beta1 m_{t-1} + (1 - beta1) g_t, written as a lerp from m_{t-1} towards g_t
+        # m_t = beta1 m_{t-1} + (1 - beta1) g_t (a lerp from m_{t-1} towards g_t)
         exp_avg.lerp_(grad, 1 - beta1)
         # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        # AMSGrad: vmax_t = max(vmax_{t-1}, v_t), used in place of v_t in the adaptive denominator
+        # AMSGrad: vmax_t = max(vmax_{t-1}, v_t) takes the place of v_t in l_t
         second_moment = exp_avg_sq
         if max_exp_avg_sq is not None:
-            if differentiable:  # maximum() saves its inputs for backward: give it a copy that copy_ won't modify
-                max_exp_avg_sq.copy_(torch.maximum(max_exp_avg_sq.clone(), exp_avg_sq))
-            else:
-                torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-            second_moment = max_exp_avg_sq
+            second_moment = _amsgrad_max_(max_exp_avg_sq, exp_avg_sq, differentiable)
 
         # m_hat_t = m_t / (1 - beta1^t)
         bias_corrected_exp_avg = exp_avg / bias_correction1
 
-        def _compute_rect() -> Any:
-            if rectifier == "exact":
-                return exact_rect if capturable else _exact_rect_float(step, beta2, threshold)
-            rho = rho_t
-            if capturable:  # keep the unused branch of torch.where finite; the adaptive values are unchanged
-                rho = torch.where(adaptive, rho_t, rho_inf)
-            # r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
-            return ((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho)) ** 0.5
-
-        def _compute_adaptive_lr() -> torch.Tensor:
-            # l_t = sqrt(1 - beta2^t) / (sqrt(v_t) + eps): eps is added before the bias correction
-            exp_avg_sq_sqrt = second_moment.sqrt()
-            if differentiable:
-                exp_avg_sq_sqrt = exp_avg_sq_sqrt.add(eps)
-            else:
-                exp_avg_sq_sqrt = exp_avg_sq_sqrt.add_(eps)
-            return (bias_correction2**0.5) / exp_avg_sq_sqrt
-
-        if capturable:
-            # theta <- theta - lr m_hat_t * (r_t l_t if adaptive else 1 (sgd) or 0 (skip)), without a Python branch
-            fallback = 1.0 if degenerate == "sgd" else 0.0
-            update = torch.where(adaptive, _compute_rect() * _compute_adaptive_lr(), fallback)
-            param.add_(bias_corrected_exp_avg * lr * update, alpha=-1.0)
-        elif adaptive:
-            # rectified adaptive step: theta <- theta - lr m_hat_t l_t r_t
-            param.add_(bias_corrected_exp_avg * lr * _compute_adaptive_lr() * _compute_rect(), alpha=-1.0)
-        elif degenerate == "sgd":
-            # degenerate step: SGD with bias-corrected momentum, theta <- theta - lr m_hat_t (no v_t, no eps)
+        # theta_t = theta_{t-1} - lr m_hat_t f_t, with f_t = r_t l_t if rho_t > threshold, else 1 ("sgd") or 0 ("skip")
+        if capturable:  # no Python branch on a device value: torch.where picks f_t
+            adaptive_lr = _adaptive_lr(second_moment, bias_correction2, eps, differentiable)
+            param.add_(bias_corrected_exp_avg * lr * _step_factor(adaptive, rect, adaptive_lr, degenerate), alpha=-1.0)
+        elif adaptive:  # rectified adaptive step
+            adaptive_lr = _adaptive_lr(second_moment, bias_correction2, eps, differentiable)
+            param.add_(bias_corrected_exp_avg * lr * adaptive_lr * rect, alpha=-1.0)
+        elif degenerate == "sgd":  # SGD with bias-corrected momentum: no v_t, no eps
             param.add_(bias_corrected_exp_avg * lr, alpha=-1.0)
-        # degenerate == "skip": no parameter change at all
+        # else degenerate == "skip": theta is left unchanged
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -342,6 +419,8 @@ def _multi_tensor_radam(
 
     In a degenerate step :math:`r_t = 0`, so :math:`c_1 = -0.0`, the division gives :math:`-\infty` and its
     reciprocal :math:`-0`: the adaptive part vanishes through IEEE arithmetic, which must not be "guarded".
+    With ``capturable``, :math:`c_1` and :math:`c_0` are computed for the whole group as float64 vectors on the
+    device and cast once to the parameters' dtype.
     """
     if len(params) == 0:
         return
@@ -357,19 +436,13 @@ def _multi_tensor_radam(
         [params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps]  # type: ignore[list-item]
     )
     for (
-        grouped_params_,
-        grouped_grads_,
-        grouped_exp_avgs_,
-        grouped_exp_avg_sqs_,
-        grouped_max_exp_avg_sqs_,
-        grouped_state_steps_,
+        grouped_params,
+        grouped_grads,
+        grouped_exp_avgs,
+        grouped_exp_avg_sqs,
+        grouped_max_exp_avg_sqs,
+        grouped_state_steps,
     ), _ in grouped_tensors.values():
-        grouped_params = cast(list[torch.Tensor], grouped_params_)
-        grouped_grads = cast(list[torch.Tensor], grouped_grads_)
-        grouped_exp_avgs = cast(list[torch.Tensor], grouped_exp_avgs_)
-        grouped_exp_avg_sqs = cast(list[torch.Tensor], grouped_exp_avg_sqs_)
-        grouped_max_exp_avg_sqs = cast(list[torch.Tensor], grouped_max_exp_avg_sqs_)
-        grouped_state_steps = cast(list[torch.Tensor], grouped_state_steps_)
 
         # t <- t + 1 (on the CPU, wrap the 1 in a tensor once to avoid foreach's slow scalar path)
         if not torch.compiler.is_compiling() and grouped_state_steps[0].is_cpu:
@@ -388,34 +461,17 @@ def _multi_tensor_radam(
         if maximize:
             grouped_grads = torch._foreach_neg(grouped_grads)  # type: ignore[assignment]
 
-        rho_inf = 2 / (1 - beta2) - 1
-        # rho_t per tensor, and whether the step is adaptive (rho_t > threshold)
-        rho_t_list: Any
-        adaptive: list[Any]
-        exact_rects: list[torch.Tensor] = []
+        # The scalars of each tensor's step t: Python floats read back to the host, or -- capturable -- float64
+        # vectors computed on the device for the whole group at once (see _device_scalars)
         if capturable:
-            bias_correction1 = torch._foreach_pow(beta2, grouped_state_steps)
-            torch._foreach_neg_(bias_correction1)
-            torch._foreach_add_(bias_correction1, 1)
-            bias_correction2 = torch._foreach_pow(beta2, grouped_state_steps)
-            torch._foreach_mul_(bias_correction2, grouped_state_steps)
-            torch._foreach_mul_(bias_correction2, 2)
-            torch._foreach_div_(bias_correction2, bias_correction1)
-            torch._foreach_neg_(bias_correction2)
-            torch._foreach_add_(bias_correction2, rho_inf)
-            rho_t_list = bias_correction2
-            if rectifier == "exact":
-                pairs = [_exact_rect_tensor(step, beta2, threshold) for step in grouped_state_steps]
-                exact_rects = [r for r, _ in pairs]
-                adaptive = [a for _, a in pairs]
-            else:
-                adaptive = [rho_t > threshold for rho_t in rho_t_list]
+            scalars = _device_scalars(torch.stack(grouped_state_steps), beta1, beta2, threshold, rectifier,
+                                      torch.float64)
+            adaptive: Any = scalars.adaptive
         else:
-            rho_t_list = [
-                rho_inf - 2 * _get_value(step) * (beta2 ** _get_value(step)) / (1 - beta2 ** _get_value(step))
-                for step in grouped_state_steps
+            host_scalars = [
+                _host_scalars(_get_value(step), beta1, beta2, threshold, rectifier) for step in grouped_state_steps
             ]
-            adaptive = [rho_t > threshold for rho_t in rho_t_list]
+            adaptive = [s.adaptive for s in host_scalars]
 
         # Which tensors move this step: all of them with degenerate="sgd"; only the adaptive ones with "skip"
         # (known on the host unless capturable; the capturable path multiplies by 0 instead).
@@ -425,9 +481,9 @@ def _multi_tensor_radam(
 
         if weight_decay != 0:
             if decoupled_weight_decay:
-                if skip and capturable:
-                    factors = [1 - lr * weight_decay * a.to(p.dtype) for a, p in zip(adaptive, grouped_params)]
-                    torch._foreach_mul_(grouped_params, factors)
+                if skip and capturable:  # theta (1 - lr lambda) where adaptive, theta where skipped
+                    factors = (1 - lr * weight_decay * adaptive.to(torch.float64)).to(grouped_params[0].dtype)
+                    torch._foreach_mul_(grouped_params, list(factors.unbind()))
                 elif len(moving) == len(grouped_params):
                     torch._foreach_mul_(grouped_params, 1 - lr * weight_decay)
                 elif moving:
@@ -451,65 +507,22 @@ def _multi_tensor_radam(
             torch._foreach_maximum_(grouped_max_exp_avg_sqs, grouped_exp_avg_sqs)
             second_moments = grouped_max_exp_avg_sqs
 
+        # c_1 (rect_step_size) and c_0 (unrect_step_size) per tensor
+        rect_step_size: Any
         unrect_step_size: Any
         if capturable:
-            if rectifier == "exact":
-                rect = exact_rects
-            else:
-                num = torch._foreach_sub(rho_t_list, 4)
-                sub2 = torch._foreach_sub(rho_t_list, 2)
-                torch._foreach_mul_(num, sub2)
-                del sub2
-                torch._foreach_mul_(num, rho_inf)
-                rho_inf_factor = (rho_inf - 4) * (rho_inf - 2)
-                denom = torch._foreach_mul(rho_t_list, rho_inf_factor)
-                torch._foreach_div_(num, denom)
-                del denom
-                torch._foreach_sqrt_(num)
-                rect = [torch.where(a, n, 0.0) for n, a in zip(num, adaptive)]
-                del num
-            del rho_t_list
+            # in float64, then cast once to the parameters' dtype; c_1 = -0.0 where not adaptive (r_t = 0)
             fallback = 1.0 if degenerate == "sgd" else 0.0
-            unrect_step_size = [torch.where(a, 0.0, fallback) for a in adaptive]
-            torch._foreach_mul_(unrect_step_size, lr)
-
-            bias_correction1 = torch._foreach_pow(beta1, grouped_state_steps)
-            torch._foreach_neg_(bias_correction1)
-            torch._foreach_add_(bias_correction1, 1)
-
-            torch._foreach_div_(unrect_step_size, bias_correction1)
-            torch._foreach_neg_(unrect_step_size)
-
-            bias_correction2 = torch._foreach_pow(beta2, grouped_state_steps)
-            torch._foreach_neg_(bias_correction2)
-            torch._foreach_add_(bias_correction2, 1)
-            torch._foreach_sqrt_(bias_correction2)
-            torch._foreach_mul_(bias_correction2, lr)
-            torch._foreach_mul_(bias_correction2, rect)
-            del rect
-            torch._foreach_neg_(bias_correction2)
-            torch._foreach_div_(bias_correction2, bias_correction1)
-            del bias_correction1
+            c1 = -(scalars.bias_correction2.sqrt() * lr * scalars.rect) / scalars.bias_correction1
+            c0 = -(lr * fallback * (~adaptive).to(torch.float64)) / scalars.bias_correction1
+            rect_step_size = list(c1.to(grouped_params[0].dtype).unbind())
+            unrect_step_size = list(c0.to(grouped_params[0].dtype).unbind())
         else:
-            # Python floats: r_t (0 when not adaptive), the 0/1 "degenerate SGD" indicator, and the two scalars
-            if rectifier == "exact":
-                rect = [
-                    _exact_rect_float(_get_value(step), beta2, threshold) if a else 0
-                    for step, a in zip(grouped_state_steps, adaptive)
-                ]
-            else:
-                rect = [
-                    ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-                    if a
-                    else 0
-                    for rho_t, a in zip(rho_t_list, adaptive)
-                ]
-            unrectified = [0 if (a or skip) else 1.0 for a in adaptive]
-            bias_correction1 = [1 - beta1 ** _get_value(step) for step in grouped_state_steps]
-            unrect_step_size = [(lr * u / bc) * -1 for u, bc in zip(unrectified, bias_correction1)]
-            bias_correction2 = [
-                ((1 - beta2 ** _get_value(step)) ** 0.5) * (lr * r / bc) * -1
-                for step, r, bc in zip(grouped_state_steps, rect, bias_correction1)
+            # Python floats, in torch's order: r_t is 0 when not adaptive, and the 0/1 "degenerate SGD" indicator
+            unrectified = [0 if (s.adaptive or skip) else 1.0 for s in host_scalars]
+            unrect_step_size = [(lr * u / s.bias_correction1) * -1 for u, s in zip(unrectified, host_scalars)]
+            rect_step_size = [
+                (s.bias_correction2**0.5) * (lr * s.rect / s.bias_correction1) * -1 for s in host_scalars
             ]
             if len(moving) != len(grouped_params):  # degenerate="skip": only the adaptive tensors move
                 if not moving:
@@ -518,12 +531,12 @@ def _multi_tensor_radam(
                 grouped_exp_avgs = [grouped_exp_avgs[i] for i in moving]
                 second_moments = [second_moments[i] for i in moving]
                 unrect_step_size = [unrect_step_size[i] for i in moving]
-                bias_correction2 = [bias_correction2[i] for i in moving]
+                rect_step_size = [rect_step_size[i] for i in moving]
 
-        # buffer = sqrt(1 - beta2^t) * rect_step_size / (sqrt(v) + eps) + unrect_step_size
+        # buffer = 1 / ((sqrt(v) + eps) / c_1) + c_0 = c_1 / (sqrt(v) + eps) + c_0
         buffer = torch._foreach_sqrt(second_moments)
         torch._foreach_add_(buffer, eps)
-        torch._foreach_div_(buffer, bias_correction2)
+        torch._foreach_div_(buffer, rect_step_size)
         torch._foreach_reciprocal_(buffer)
         torch._foreach_add_(buffer, unrect_step_size)
         # theta <- theta + m_t * buffer
@@ -556,6 +569,15 @@ def check_fused(params: list[torch.Tensor]) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # The public functional API
 # ---------------------------------------------------------------------------------------------------------------
+
+
+def _uses_foreach(params: list[torch.Tensor], foreach: bool | None, differentiable: bool) -> bool:
+    """Whether ``radam`` takes the foreach path: ``foreach`` if given, else torch's default (CUDA, not
+    differentiable)."""
+    if foreach is None:
+        _, foreach = _default_to_fused_or_foreach(params, differentiable, use_fused=False)
+    return bool(foreach)
+
 
 
 def radam(
@@ -593,10 +615,11 @@ def radam(
        \begin{cases} r_t \sqrt{1-\beta_2^t} / (\sqrt{v_t} + \epsilon) & \rho_t > \tau \\
                      1 \text{ (degenerate="sgd") or } 0 \text{ (degenerate="skip")} & \rho_t \le \tau \end{cases}
 
-    ``max_exp_avg_sqs`` is read only when ``amsgrad`` (pass an empty list otherwise); ``state_steps`` holds one
-    0-d tensor per parameter, incremented here. ``foreach=None`` picks the foreach path when every tensor is on a
-    device with foreach kernels (CUDA) and ``differentiable`` is off, like ``torch.optim``; ``fused=True``
-    dispatches to the Triton kernel of ``radam.fused`` (``RuntimeError`` where it is unavailable).
+    ``max_exp_avg_sqs`` is used (and updated) only when ``amsgrad`` (pass an empty list otherwise);
+    ``state_steps`` holds one 0-d tensor per parameter, incremented here. ``foreach=None`` picks the foreach path
+    when every tensor is on a device with foreach kernels (CUDA) and ``differentiable`` is off, like
+    ``torch.optim``; ``fused=True`` dispatches to the Triton kernel of ``radam.fused`` (``RuntimeError`` where it
+    is unavailable).
     """
     if not all(isinstance(t, torch.Tensor) for t in state_steps):
         raise RuntimeError("API has changed, `state_steps` argument must contain a list of singleton tensors")
@@ -632,8 +655,7 @@ def radam(
         )
         return
 
-    if foreach is None:
-        _, foreach = _default_to_fused_or_foreach(params, differentiable, use_fused=False)
+    foreach = _uses_foreach(params, foreach, differentiable)
     if foreach and torch.jit.is_scripting():
         raise RuntimeError("torch.jit.script not supported with foreach optimizers")
     func = _multi_tensor_radam if foreach else _single_tensor_radam

@@ -7,7 +7,7 @@ the functional step ``radam.functional.radam`` once per param group.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, cast
+from typing import Any, Callable, Iterable
 
 import torch
 from torch.optim.optimizer import (
@@ -18,6 +18,7 @@ from torch.optim.optimizer import (
 
 from radam.functional import (
     _check_capturable_devices,
+    _uses_foreach,
     check_fused,
     check_variant_options,
     radam,
@@ -65,7 +66,9 @@ class RAdam(Optimizer):
     Implementation                            Options
     ========================================  ===========================================================
     ``torch.optim.RAdam``                     the defaults (``threshold=5.0``, ``degenerate="sgd"``,
-                                              ``rectifier="paper"``); bit for bit, all flags included
+                                              ``rectifier="paper"``); bit for bit, with every flag
+                                              except ``capturable=True``, whose scalars are exact here
+                                              and float32 there (see ``capturable`` below)
     Official code (LiyuanLucasLiu/RAdam       ``degenerate="skip"``, ``decoupled_weight_decay=True``,
     HEAD, ``degenerated_to_sgd=False``)       ``threshold=5.0``. Its test is :math:`\rho_t \ge 5` where
                                               ours is :math:`\rho_t > 5`: identical for every
@@ -85,10 +88,13 @@ class RAdam(Optimizer):
     ``optax.radam``                           ``threshold=5.0``, ``degenerate="sgd"``, no weight decay --
                                               but **not reproducible exactly**: optax adds
                                               :math:`\epsilon` after the bias correction
-                                              (:math:`\hat m_t / (\sqrt{\hat v_t} + \epsilon)`), which is
-                                              our :math:`\epsilon` times :math:`\sqrt{1-\beta_2^t}`, so the
-                                              steps differ while :math:`\sqrt{v_t}` is not much larger
-                                              than :math:`\epsilon`; complex numbers use :math:`|g|^2`
+                                              (:math:`\hat m_t / (\sqrt{\hat v_t} + \epsilon)`); our
+                                              step is optax's with :math:`\epsilon` replaced by
+                                              :math:`\epsilon / \sqrt{1-\beta_2^t}` (larger, and
+                                              changing with :math:`t`), so no constant setting of either
+                                              :math:`\epsilon` reproduces the other, and the steps differ
+                                              while :math:`\sqrt{v_t}` is not much larger than
+                                              :math:`\epsilon`; complex numbers use :math:`|g|^2`
                                               as one second moment where we treat real and imaginary
                                               parts separately; its test is :math:`\ge` threshold.
     ========================================  ===========================================================
@@ -111,15 +117,22 @@ class RAdam(Optimizer):
         maximize: maximise the objective instead of minimising it (default: False).
         capturable: keep the step counters on the parameters' device and compute without host
             synchronisation (``torch.where`` instead of Python branches), for CUDA graphs and
-            ``torch.compile(fullgraph=True)``. Unlike torch, the CPU is accepted too. As in torch, the bias
-            corrections are then computed from the step tensor, float32 unless the default dtype is float64:
-            at :math:`\beta_2 = 0.999` that makes :math:`r_6` about 0.6% smaller than in float64, since
-            :math:`\rho_6 = 1999 - 1993.0` cancels (the exact rectifier is computed in float64) (default: False).
+            ``torch.compile(fullgraph=True)``. Unlike torch, the CPU is accepted too. The step counter is a
+            float32 tensor, as in torch, but the scalars of the step (the bias corrections, :math:`\rho_t`, the
+            test :math:`\rho_t > \tau` and :math:`r_t`) are computed from it **in float64** on the device and
+            cast to the parameter's dtype where they are applied, so a capturable step takes the same branch as
+            the default path and agrees with it to rounding. This deliberately departs from
+            ``torch.optim.RAdam(capturable=True)``, which computes them in float32, where
+            :math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)` cancels catastrophically: at
+            :math:`\beta_2 = 0.999` its :math:`\rho_6` is 0.32% and :math:`r_6` 0.57% too small, and for
+            :math:`\beta_2 \ge 0.9995` it takes the wrong branch -- an adaptive step at :math:`t = 5`
+            (:math:`\beta_2 = 0.9995`), at :math:`t = 2, 4, 5` (0.9999), and from :math:`t = 1` on, with no
+            warmup at all, at 0.99999 (default: False).
         differentiable: run the step under autograd, so that one can differentiate through it
             (default: False).
         fused: use the fused Triton kernel of ``radam.fused`` (CUDA only; ``RuntimeError`` at
-            construction where it is unavailable). Low-precision parameters then keep float32 moments
-            (default: None).
+            construction, in ``add_param_group`` and before a step where it is unavailable). Low-precision
+            parameters then keep float32 moments (default: None).
         degenerate: what happens while :math:`\rho_t \le \tau`: ``"sgd"`` takes an SGD step
             with bias-corrected momentum (torch, the paper), ``"skip"`` leaves the parameter unchanged (the
             official code since 2021) (default: ``"sgd"``).
@@ -182,20 +195,20 @@ class RAdam(Optimizer):
             "rectifier": rectifier,
             "amsgrad": amsgrad,
         }
-        super().__init__(params, defaults)
-
-        if fused:
-            if differentiable:
-                raise RuntimeError("`fused` does not support `differentiable`")
-            if foreach:
-                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
-            check_fused([p for group in self.param_groups for p in group["params"]])
+        super().__init__(params, defaults)  # checks every group with add_param_group, fused included
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a param group after checking its variant options (``ValueError`` before anything is added)."""
+        """Add a param group after checking its options: ``ValueError`` for a variant option, ``RuntimeError``
+        for ``fused`` where it cannot run, raised before anything is added (construction adds its groups here too).
+        """
         if isinstance(param_group, dict):
-            options = [param_group.get(key, self.defaults.get(key)) for key in _VARIANT_KEYS]
-            check_variant_options(*options)
+            options = {**self.defaults, **param_group}
+            check_variant_options(*(options[key] for key in _VARIANT_KEYS))
+            if options["fused"]:
+                params = param_group.get("params", [])
+                if not isinstance(params, (torch.Tensor, set)):  # normalised as the base class does (it rejects sets)
+                    params = param_group["params"] = list(params)
+                _check_fused_group(options, [params] if isinstance(params, torch.Tensor) else params)
         super().add_param_group(param_group)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -281,21 +294,30 @@ class RAdam(Optimizer):
         return has_complex
 
     def _validate_before_step(self) -> None:
-        """Every check that can fail, for every group, before any state or parameter is touched."""
+        """Every check that can fail, for every group, before any state or parameter is touched.
+
+        Options may have changed since ``add_param_group`` (a group edited in place, ``load_state_dict``), so the
+        group checks run again: variant options, tensor lr, ``fused`` (its availability included), ``foreach`` with
+        ``differentiable``, sparse gradients, and the capturable device check of the path the group will take.
+        """
         for group in self.param_groups:
             check_variant_options(*(group[key] for key in _VARIANT_KEYS))
             lr = group["lr"]
             if isinstance(lr, torch.Tensor) and lr.numel() != 1:
                 raise ValueError("Tensor lr must be 1-element")
-            if group["fused"] and (group["foreach"] or group["differentiable"]):
-                raise RuntimeError("`fused` supports neither `foreach` nor `differentiable`")
             params = [p for p in group["params"] if p.grad is not None]
             for p in params:
                 if p.grad.is_sparse:
                     raise RuntimeError("RAdam does not support sparse gradients")
+            if group["fused"]:
+                _check_fused_group(group, group["params"])
+                continue  # the fused kernel checks its own devices
+            foreach = _uses_foreach(params, group["foreach"], group["differentiable"])
+            if foreach and group["differentiable"]:
+                raise AssertionError("_foreach ops don't support autograd")  # what the foreach path would raise
             if group["capturable"] and not torch.compiler.is_compiling():
                 steps = [self.state[p]["step"] if len(self.state.get(p, {})) else p for p in params]
-                _check_capturable_devices(params, steps, xla=True)
+                _check_capturable_devices(params, steps, xla=not foreach)  # torch: XLA for the for-loop path only
 
     @_use_grad_for_differentiable
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -320,7 +342,7 @@ class RAdam(Optimizer):
             exp_avg_sqs: list[torch.Tensor] = []
             max_exp_avg_sqs: list[torch.Tensor] = []
             state_steps: list[torch.Tensor] = []
-            beta1, beta2 = cast(tuple[float, float], group["betas"])
+            beta1, beta2 = group["betas"]
 
             has_complex = self._init_group(
                 group, params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps
@@ -352,6 +374,15 @@ class RAdam(Optimizer):
             )
 
         return loss
+
+
+def _check_fused_group(options: dict[str, Any], params: list[Any]) -> None:
+    """``RuntimeError`` unless a group with ``fused=True`` can run the fused kernel (torch's messages and order)."""
+    if options["differentiable"]:
+        raise RuntimeError("`fused` does not support `differentiable`")
+    if options["foreach"]:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    check_fused([p[1] if isinstance(p, tuple) else p for p in params])  # named parameters come as (name, tensor)
 
 
 def _check_state_layout(state: Any) -> None:

@@ -15,29 +15,52 @@ from radam import theory
 
 
 @pytest.mark.parametrize("beta2", [0.9, 0.99, 0.999, 0.9999])
-@pytest.mark.parametrize("threshold", [2.5, 4.0, 5.0])
+def test_exact_rectifier_in_torch_matches_theory(beta2):
+    """The torch twin of the exact rectifier (float64, on the tensor's device) against radam.theory."""
+    rho_inf = float(theory.rho_inf(beta2))
+    rho = np.concatenate([[2.001, 2.5, 3.0, 4.0, 5.0], np.geomspace(5.01, rho_inf, 80)])
+    want = np.sqrt(theory.variance_psi_exact(rho_inf) / theory.variance_psi_exact(rho))
+    got = F._exact_rectifier(torch.tensor(rho, dtype=torch.float64), rho_inf)
+    assert got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=0)
+    np.testing.assert_allclose([F._exact_rectifier(float(r), rho_inf) for r in rho], want, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("beta2", [0.0, 0.5, 0.9, 0.95, 0.999, 0.9995, 0.9999, 0.99999])
+@pytest.mark.parametrize("threshold,rectifier", [(2.5, "exact"), (4.0, "paper"), (5.0, "paper"), (5.0, "exact")])
 @pytest.mark.parametrize("step_dtype", [torch.float32, torch.float64])
-def test_exact_rectifier_in_torch_matches_theory(beta2, threshold, step_dtype):
-    steps = np.unique(np.concatenate([np.arange(1, 60), np.geomspace(60, 2e6, 60).round()]))
-    got = [F._exact_rect_tensor(torch.tensor(float(t), dtype=step_dtype), beta2, threshold) for t in steps]
-    want = theory.r_t_exact(steps, beta2, threshold)
-    rect = np.array([float(r) for r, _ in got])
-    adaptive = np.array([bool(a) for _, a in got])
-    np.testing.assert_array_equal(adaptive, theory.rho_t(steps, beta2) > threshold)
-    np.testing.assert_allclose(rect, want, rtol=1e-10, atol=0)
-    assert got[0][0].dtype == torch.float64
-    assert np.all(rect[~adaptive] == 0) and np.all(rect[adaptive] > 0)
+def test_device_scalars_equal_host_scalars(beta2, threshold, rectifier, step_dtype):
+    """The capturable paths' scalars (float64 from the float32 step tensor) are the host path's: same test
+    rho_t > threshold at every step, same bias corrections and r_t to float64 rounding."""
+    steps = np.unique(np.concatenate([np.arange(1, 60), np.geomspace(60, 2e6, 40).round()]))
+    device = F._device_scalars(torch.tensor(steps, dtype=step_dtype), 0.9, beta2, threshold, rectifier, torch.float64)
+    host = [F._host_scalars(float(t), 0.9, beta2, threshold, rectifier) for t in steps]
+    np.testing.assert_array_equal(device.adaptive.numpy(), [s.adaptive for s in host])
+    for field in ("bias_correction1", "bias_correction2", "rect"):
+        np.testing.assert_allclose(getattr(device, field).numpy(), [getattr(s, field) for s in host],
+                                   rtol=1e-12, atol=0, err_msg=field)
+    rect = device.rect.numpy()
+    assert np.all(rect[~device.adaptive.numpy()] == 0) and np.all(rect[device.adaptive.numpy()] > 0)
+    if beta2 > 0 and theory.rho_inf(beta2) > threshold:  # the theory functions agree too (no rho_t near threshold)
+        want = (theory.r_t_exact if rectifier == "exact" else theory.r_t)(steps, beta2, threshold)
+        np.testing.assert_allclose(rect, want, rtol=1e-6, atol=0)
+    as_float32 = F._device_scalars(torch.tensor(steps, dtype=step_dtype), 0.9, beta2, threshold, rectifier,
+                                   torch.float32)
+    assert as_float32.rect.dtype == as_float32.bias_correction1.dtype == torch.float32
+    assert torch.equal(as_float32.adaptive, device.adaptive)
 
 
 def test_exact_rectifier_never_adapts_when_rho_inf_is_below_the_threshold():
-    r, adaptive = F._exact_rect_tensor(torch.tensor(1e6), 0.5, 3.0)  # rho_inf = 3
-    assert float(r) == 0.0 and not bool(adaptive)
-    p = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    scalars = F._device_scalars(torch.tensor(1e6), 0.9, 0.5, 3.0, "exact", torch.float64)  # rho_inf = 3
+    assert float(scalars.rect) == 0.0 and not bool(scalars.adaptive)
     for capturable in (False, True):
+        p = torch.ones(2, dtype=torch.float64, requires_grad=True)
         opt = radam.RAdam([p], betas=(0.9, 0.0), rectifier="exact", threshold=2.5, capturable=capturable)
-        for _ in range(3):
+        for t in range(1, 4):
             p.grad = torch.ones(2, dtype=torch.float64)
-            opt.step()  # SGD steps, no error from the theory functions' beta2 check
+            opt.step()  # SGD steps (m_hat = g = 1 exactly), no error from the theory functions' beta2 check
+            torch.testing.assert_close(p.detach(), torch.full((2,), 1 - 1e-3 * t, dtype=torch.float64),
+                                       rtol=1e-15, atol=1e-15)
 
 
 def _functional_state(params, amsgrad):
@@ -223,3 +246,36 @@ def test_check_variant_options_accepts_exactly_the_documented_values():
     for degenerate, rectifier, amsgrad in itertools.product(F.DEGENERATE_MODES, F.RECTIFIERS, (False, True)):
         F.check_variant_options(degenerate, 5.0, rectifier, amsgrad)
     assert F.DEGENERATE_MODES == ("sgd", "skip") and F.RECTIFIERS == ("paper", "exact")
+    # numpy scalars are real numbers and bools too (e.g. values read from a config array)
+    for threshold in (np.float32(5.0), np.float64(4.5), np.int64(5), 5, float("inf")):
+        F.check_variant_options("sgd", threshold, "paper", np.True_)
+        F.check_variant_options("sgd", threshold, "exact", np.False_)
+    for threshold in (True, np.True_, "5", None, torch.tensor(5.0), float("nan"), np.float32("nan"), 1 + 2j):
+        with pytest.raises(ValueError, match="threshold"):
+            F.check_variant_options("sgd", threshold, "paper", False)
+    for amsgrad in (1, 0, "True", None, np.float32(1.0), torch.tensor(True)):
+        with pytest.raises(ValueError, match="amsgrad"):
+            F.check_variant_options("sgd", 5.0, "paper", amsgrad)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("capturable", [False, True])
+def test_numpy_option_values_step_like_python_ones(foreach, capturable):
+    """Stored as given (torch style), and the step treats them exactly like the Python values."""
+    runs = []
+    for threshold, amsgrad in ((4.0, True), (np.float32(4.0), np.True_)):
+        p = torch.linspace(-1, 1, 5, dtype=torch.float64).requires_grad_()
+        opt = radam.RAdam([p], lr=0.1, threshold=threshold, amsgrad=amsgrad, rectifier="exact", foreach=foreach,
+                          capturable=capturable)
+        q = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+        opt.add_param_group({"params": [q], "threshold": np.float64(6.5), "amsgrad": np.False_})
+        assert opt.param_groups[0]["threshold"] is threshold and opt.param_groups[0]["amsgrad"] is amsgrad
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(9):
+            p.grad = torch.randn(5, generator=gen, dtype=torch.float64)
+            q.grad = torch.randn(2, generator=gen, dtype=torch.float64)
+            opt.step()
+        assert "max_exp_avg_sq" in opt.state[p] and "max_exp_avg_sq" not in opt.state[q]
+        runs.append((p.detach().clone(), q.detach().clone()))
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)

@@ -236,6 +236,92 @@ def test_invalid_option_set_on_a_group_is_caught_before_any_change():
     assert len(opt.state) == 0 and torch.equal(a.detach(), torch.ones(3))
 
 
+def _two_groups_one_stepped(second_group_options):
+    """An optimizer whose first group has taken a step and whose second group has ``second_group_options``."""
+    a = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    b = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    opt = RAdam([{"params": [a]}, {"params": [b]}], lr=0.1)
+    a.grad = torch.ones(3, dtype=torch.float64)
+    opt.step()
+    opt.param_groups[1].update(second_group_options)
+    a.grad = torch.ones(3, dtype=torch.float64)
+    b.grad = torch.ones(3, dtype=torch.float64)
+    return opt, a, b
+
+
+def _assert_step_raises_and_changes_nothing(opt, params, error, match):
+    before = copy.deepcopy(opt.state_dict())
+    params_before = [p.detach().clone() for p in params]
+    with pytest.raises(error, match=match):
+        opt.step()
+    after = opt.state_dict()
+    assert before["param_groups"] == after["param_groups"]
+    assert set(before["state"]) == set(after["state"])  # no lazy state was created
+    for k in before["state"]:
+        _state_equal(before["state"][k], after["state"][k])
+    for p, p0 in zip(params, params_before):
+        assert torch.equal(p.detach(), p0)
+
+
+@pytest.fixture
+def fused_unavailable(monkeypatch):
+    """radam.fused cannot be imported (as on a machine without CUDA or Triton), whatever this machine has."""
+    monkeypatch.setitem(sys.modules, "radam.fused", None)
+
+
+def test_a_fused_group_that_cannot_run_is_refused_before_any_change(fused_unavailable):
+    a = torch.ones(3, requires_grad=True)
+    b = torch.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="fused=True needs a CUDA device"):
+        RAdam([{"params": [a]}, {"params": [b], "fused": True}], lr=0.1)  # a per-group flag, not only the default
+    opt = RAdam([a], lr=0.1)
+    for group in ({"params": [b], "fused": True}, {"params": iter([b]), "fused": True},
+                  {"params": [("b", b)], "fused": True}):
+        with pytest.raises(RuntimeError, match="fused=True needs a CUDA device"):
+            opt.add_param_group(group)
+        assert len(opt.param_groups) == 1
+    with pytest.raises(RuntimeError, match="cannot be `True` together"):
+        opt.add_param_group({"params": [b], "fused": True, "foreach": True})
+    with pytest.raises(RuntimeError, match="differentiable"):
+        opt.add_param_group({"params": [b], "fused": True, "differentiable": True})
+    assert len(opt.param_groups) == 1
+    # set on a group after construction (or loaded with a state dict): caught before group 0 steps
+    opt, a, b = _two_groups_one_stepped({"fused": True})
+    _assert_step_raises_and_changes_nothing(opt, [a, b], RuntimeError, "fused=True needs a CUDA device")
+
+
+def test_foreach_with_differentiable_in_one_group_is_refused_before_any_change():
+    opt, a, b = _two_groups_one_stepped({"foreach": True, "differentiable": True})
+    _assert_step_raises_and_changes_nothing(opt, [a, b], AssertionError, "autograd")
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_capturable_device_check_raises_before_any_change(foreach):
+    """capturable=True needs each param and its step on one device of a capturable kind (the CPU included here)."""
+    # a param on the meta device (not capturable)
+    opt, a, b = _two_groups_one_stepped({"capturable": True, "foreach": foreach})
+    meta = torch.zeros(3, device="meta", requires_grad=True)
+    meta.grad = torch.zeros(3, device="meta")
+    opt.add_param_group({"params": [meta], "capturable": True, "foreach": foreach})
+    _assert_step_raises_and_changes_nothing(opt, [a, b], AssertionError, "capturable=True")
+    # a param whose step counter sits on another device than the param
+    opt, a, b = _two_groups_one_stepped({"capturable": True, "foreach": foreach})
+    opt.step()  # creates b's state (capturable: step on b's device, the CPU)
+    opt.state[b]["step"] = opt.state[b]["step"].to("meta")
+    a.grad = torch.ones(3, dtype=torch.float64)
+    b.grad = torch.ones(3, dtype=torch.float64)
+    with pytest.raises(AssertionError, match="capturable=True"):
+        opt.step()
+    assert float(opt.state[a]["step"]) == 2.0  # group 0 did not step again
+    # the functional API checks the same
+    import radam.functional as F
+
+    with pytest.raises(AssertionError, match="capturable=True"):
+        F.radam([b.detach()], [torch.ones(3, dtype=torch.float64)], [torch.zeros(3, dtype=torch.float64)],
+                [torch.zeros(3, dtype=torch.float64)], [], [torch.zeros((), device="meta")], lr=0.1, beta1=0.9,
+                beta2=0.999, eps=1e-8, weight_decay=0.0, capturable=True, foreach=foreach)
+
+
 @pytest.mark.parametrize("foreach", [False, True])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_maximize_never_touches_grad(foreach, weight_decay):
@@ -253,6 +339,7 @@ def test_maximize_never_touches_grad(foreach, weight_decay):
 
 
 def test_closure_is_evaluated_with_grad_and_its_loss_returned():
+    """Called under no_grad, the closure still builds a graph (its loss requires grad) ..."""
     model = _model()
     x, y = _data()
     opt = RAdam(model.parameters(), lr=0.01)
@@ -260,8 +347,28 @@ def test_closure_is_evaluated_with_grad_and_its_loss_returned():
     with torch.no_grad():
         loss = opt.step(closure)
     assert isinstance(loss, torch.Tensor) and loss.requires_grad is True
-    assert all(p.is_leaf and p.grad_fn is None for p in model.parameters())
     assert opt.step() is None
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("capturable", [False, True])
+def test_step_updates_under_no_grad_by_itself(foreach, capturable):
+    """... and called with grad enabled (no no_grad around it), the update itself is not recorded by autograd:
+    params stay leaves without grad_fn, the state does not require grad, and grad mode is restored afterwards.
+    (Without step's own no_grad, the in-place update of a leaf that requires grad would raise.)"""
+    model = _model()
+    x, y = _data()
+    opt = RAdam(model.parameters(), lr=0.01, foreach=foreach, capturable=capturable)
+    before = [p.detach().clone() for p in model.parameters()]
+    assert torch.is_grad_enabled()
+    grad_mode_in_step = []
+    opt.register_step_pre_hook(lambda o, a, k: grad_mode_in_step.append(torch.is_grad_enabled()))
+    loss = opt.step(_closure(model, opt, x, y))
+    assert loss.requires_grad and torch.is_grad_enabled()
+    assert all(p.is_leaf and p.grad_fn is None and p.requires_grad for p in model.parameters())
+    assert not any(p.equal(b) for p, b in zip(model.parameters(), before))  # the update did happen
+    assert all(not v.requires_grad for s in opt.state.values() for v in s.values())
+    assert grad_mode_in_step == [True]  # the hooks run outside step's no_grad, as in torch
 
 
 @pytest.mark.parametrize("foreach", [False, True])
@@ -314,8 +421,8 @@ def test_tensor_lr_gives_the_float_lr_trajectory(foreach, capturable):
         for _ in range(8):
             opt.step(closure)
         results.append([p.detach().clone() for p in model.parameters()])
-    # capturable: the scalars are float32 tensors (from the float32 step), so lr is rounded to float32 there
-    tol = dict(rtol=1e-6, atol=1e-9) if capturable else dict(rtol=1e-14, atol=1e-15)
+    # a tensor lr enters 0-d tensor arithmetic instead of Python float arithmetic: equal up to rounding
+    tol = dict(rtol=1e-14, atol=1e-15)
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, **tol)
 
@@ -342,6 +449,9 @@ def test_complex_params_equal_their_real_view_twins():
 
 
 def test_foreach_default_is_chosen_like_torch(monkeypatch):
+    """foreach=None: the for-loop on the CPU; foreach where torch's foreach kernels run (CUDA) unless
+    differentiable. The CUDA case is simulated by adding the CPU to torch's list of foreach devices, so that
+    torch's own _default_to_fused_or_foreach decides (it is not replaced)."""
     import radam.functional as F
 
     calls = []
@@ -351,9 +461,16 @@ def test_foreach_default_is_chosen_like_torch(monkeypatch):
     p.grad = torch.ones(2)
     RAdam([p]).step()  # CPU: for-loop
     RAdam([p], foreach=True).step()
-    monkeypatch.setattr(F, "_default_to_fused_or_foreach", lambda params, differentiable, use_fused: (False, True))
-    RAdam([p]).step()  # what CUDA params would get
-    assert calls == ["single", "multi", "multi"]
+    RAdam([p], differentiable=True).step()
+    assert calls == ["single", "multi", "single"]
+    calls.clear()
+    optimizer_module = sys.modules["torch.optim.optimizer"]
+    devices = optimizer_module._get_foreach_kernels_supported_devices()
+    monkeypatch.setattr(optimizer_module, "_get_foreach_kernels_supported_devices", lambda: [*devices, "cpu"])
+    RAdam([p]).step()  # what CUDA params get
+    RAdam([p], differentiable=True).step()  # differentiable: never foreach by default
+    RAdam([p], foreach=False).step()
+    assert calls == ["multi", "single", "single"]
 
 
 def test_differentiable_with_foreach_is_refused():
@@ -415,9 +532,9 @@ def test_fused_dispatch_contract_and_float32_state(monkeypatch):
     assert calls == [("check", 2)]
     a.grad, b.grad = torch.ones_like(a), torch.ones_like(b)
     opt.step()
-    assert calls[1] == ("step", sorted([
+    assert calls[1:] == [("check", 2), ("step", sorted([  # checked again before the step, then dispatched
         "lr", "beta1", "beta2", "eps", "weight_decay", "decoupled_weight_decay", "degenerate", "threshold",
-        "rectifier", "amsgrad", "maximize", "capturable"]))
+        "rectifier", "amsgrad", "maximize", "capturable"]))]
     for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
         assert opt.state[a][key].dtype == torch.float32
     assert opt.state[a]["step"].dtype == torch.float32 and opt.state[a]["step"].device == a.device
@@ -454,22 +571,47 @@ def test_state_dict_round_trip_reproduces_the_trajectory(options):
             _state_equal(sd["state"][k], sd_clone["state"][k])
 
 
-def test_state_dict_is_deterministic_and_holds_only_plain_data():
+def _trained_optimizer(**options):
     model = _model()
     x, y = _data()
-    opt = RAdam(model.parameters(), lr=0.01, amsgrad=True)
+    opt = RAdam(model.parameters(), lr=0.01, **options)
     closure = _closure(model, opt, x, y)
     for _ in range(3):
         opt.step(closure)
+    return opt
+
+
+def _saved(state_dict):
     buf = io.BytesIO()
-    torch.save(opt.state_dict(), buf)
-    buf.seek(0)
-    loaded = torch.load(buf, weights_only=True)
+    torch.save(state_dict, buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("options", [dict(amsgrad=True), dict(capturable=True, rectifier="exact", degenerate="skip")])
+def test_state_dict_is_deterministic(options):
+    """Two state_dict() calls give the same dict, and so do two optimizers built and run the same way: equal
+    groups, equal state tensors, the same keys in the same order, byte-identical when saved."""
+    opt = _trained_optimizer(**options)
+    first, second = opt.state_dict(), opt.state_dict()
+    twin = _trained_optimizer(**options).state_dict()
+    for other in (second, twin):
+        assert other["param_groups"] == first["param_groups"]
+        assert list(other["state"]) == list(first["state"])
+        for k in first["state"]:
+            assert list(other["state"][k]) == list(first["state"][k])
+            _state_equal(other["state"][k], first["state"][k])
+        assert _saved(other) == _saved(first)
+
+
+def test_state_dict_holds_only_plain_data():
+    """It saves and loads with torch.load(weights_only=True) (tensors and Python values only)."""
+    opt = _trained_optimizer(amsgrad=True)
     sd = opt.state_dict()
+    loaded = torch.load(io.BytesIO(_saved(sd)), weights_only=True)
     assert loaded["param_groups"] == sd["param_groups"]
     for k in sd["state"]:
         _state_equal(loaded["state"][k], sd["state"][k])
-    opt2 = RAdam(model.parameters(), lr=0.01, amsgrad=True)
+    opt2 = RAdam([p for group in opt.param_groups for p in group["params"]], lr=0.01, amsgrad=True)
     opt2.load_state_dict(loaded)
     assert opt2.state_dict()["param_groups"] == sd["param_groups"]
 

@@ -44,12 +44,9 @@ def _grads(params, gen, scale=1.0):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(options=OPTIONS, seed=st.integers(0, 2**16), missing=st.integers(0, 2))
 def test_foreach_matches_single_tensor_for_every_option(options, seed, missing):
-    """Params and every state tensor after each of 12 steps; one param misses its grad at steps 2 and 3.
-
-    Non-capturable: within 1e-13. Capturable paths compute the bias corrections from the float32 step tensor (as
-    torch does), in a different order in each path, so they agree to float32 rounding of those scalars only.
-    """
-    tol = dict(rtol=1e-6, atol=1e-8) if options["capturable"] else dict(rtol=1e-13, atol=1e-13)
+    """Params and every state tensor after each of 12 steps, within 1e-12 (float64 params; the paths round in
+    different orders); one param misses its grad at steps 2 and 3."""
+    tol = dict(rtol=1e-12, atol=1e-13)
     init = _params(seed)
     pa = [p.clone().requires_grad_() for p in init]
     pb = [p.clone().requires_grad_() for p in init]
@@ -150,7 +147,7 @@ def test_threshold_4_adapts_from_step_5_and_5_from_step_6(foreach, capturable, t
         p.grad = torch.ones_like(p)
         opt.step()
         moves.append(float(before - p.detach()))
-    sgd = [abs(m - 0.1) < 1e-7 for m in moves]  # capturable: float32 bias corrections
+    sgd = [abs(m - 0.1) < 1e-12 for m in moves]
     assert sgd == [True] * (first - 1) + [False, False]
     assert moves[first - 1] < 0.1 * 0.1  # r_5 (tau=4) = 0.0052..., r_6 = 0.0067...
 
@@ -188,19 +185,15 @@ def test_matches_equations_written_out(foreach, capturable, threshold, degenerat
     eps = 1e-3  # large enough that its placement matters: sqrt(1-beta2^t)/(sqrt(v)+eps)
     expected = _reference_trajectory(0.5, grads, 0.1, 0.9, 0.999, eps, threshold, degenerate, rectifier)
     p = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
-    # float64 default dtype: the step counter is float64 too, so even the capturable paths (which compute the
-    # bias corrections from the step tensor) must match to float64 rounding
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        opt = radam.RAdam([p], lr=0.1, eps=eps, threshold=threshold, degenerate=degenerate, rectifier=rectifier,
-                          foreach=foreach, capturable=capturable)
-        for g, want in zip(grads, expected):
-            p.grad = torch.tensor(g, dtype=torch.float64)
-            opt.step()
-            assert float(p) == pytest.approx(want, rel=1e-12, abs=1e-14)
-    finally:
-        torch.set_default_dtype(old)
+    # float64 params, float32 step counter: the capturable paths compute their scalars from it in float64, so
+    # they too must match to float64 rounding
+    opt = radam.RAdam([p], lr=0.1, eps=eps, threshold=threshold, degenerate=degenerate, rectifier=rectifier,
+                      foreach=foreach, capturable=capturable)
+    for g, want in zip(grads, expected):
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+        assert opt.state[p]["step"].dtype == torch.float32
+        assert float(p.detach()) == pytest.approx(want, rel=1e-12, abs=1e-14)
 
 
 def test_rho_values_quoted_in_the_book():
@@ -212,17 +205,7 @@ def test_rho_values_quoted_in_the_book():
 @pytest.mark.parametrize("capturable", [False, True])
 def test_exact_rectifier_tends_to_papers(foreach, capturable):
     """From the same state, one step with each rectifier: the ratio of the moves is r_exact / r_paper, which the
-    theory predicts and which tends to 1 as rho_t grows. (Float64 default dtype, so that the capturable paths'
-    step counter is float64: from a float32 step, rho_6 = 1999 - 1993.0 loses about 1% to cancellation.)"""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        _exact_vs_paper(foreach, capturable)
-    finally:
-        torch.set_default_dtype(old)
-
-
-def _exact_vs_paper(foreach, capturable):
+    theory predicts and which tends to 1 as rho_t grows."""
     gen = torch.Generator().manual_seed(0)
     p = torch.randn(8, generator=gen, dtype=torch.float64, requires_grad=True)
     base = radam.RAdam([p], lr=1e-3, foreach=foreach, capturable=capturable)
@@ -290,3 +273,31 @@ def test_amsgrad_complex_keeps_parts_separate():
             oc.step()
             orl.step()
             torch.testing.assert_close(torch.view_as_real(pc.detach()), pr.detach(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("capturable", [False, True])
+def test_exact_rectifier_at_the_threshold_boundary_never_gives_an_adaptive_step_r_zero(foreach, capturable):
+    """The test rho_t > threshold and the exact r_t use the same rho_t. With beta2 = 0.95 and the threshold set to
+    theory.rho_t(5, 0.95) (computed with expm1), the step-5 rho_t of the optimizer's formula lies one rounding
+    above it: step 5 is adaptive, and its r_t must be positive (recomputing rho_t inside r_t gave r_5 = 0 and a
+    step that did not move, even with degenerate="sgd")."""
+    beta2, lr = 0.95, 0.1
+    threshold = float(theory.rho_t(5, beta2))
+    rho_inf = 2 / (1 - beta2) - 1
+    adaptive = [rho_inf - 2 * t * beta2**t / (1 - beta2**t) > threshold for t in range(1, 9)]
+    assert adaptive == [False] * 4 + [True] * 4  # the boundary case this test is about
+    p = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = radam.RAdam([p], lr=lr, betas=(0.9, beta2), threshold=threshold, rectifier="exact", foreach=foreach,
+                      capturable=capturable)
+    for t, is_adaptive in enumerate(adaptive, start=1):
+        before = p.detach().clone()
+        p.grad = torch.ones_like(p)
+        opt.step()
+        move = float((before - p.detach()).sum())
+        if is_adaptive:  # lr r_t l_t with l_t ~ 1 and 0 < r_t < 1
+            want = lr * float(theory.variance_psi_exact(rho_inf) / theory.variance_psi_exact(
+                rho_inf - 2 * t * beta2**t / (1 - beta2**t))) ** 0.5
+            assert 0 < move < lr and move == pytest.approx(want, rel=1e-6), (t, move)
+        else:
+            assert move == pytest.approx(lr, rel=1e-12), (t, move)
