@@ -13,6 +13,7 @@ torch for deterministic algorithms and fixes the figure size and resolution.
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 from numbers import Integral, Real
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["setup", "glue", "round_significant", "full_run", "SEED"]
+__all__ = ["setup", "glue", "round_significant", "full_run", "show_source", "SEED"]
 
 SEED = 0
 FIGURE_SIZE = (6.4, 4.0)
@@ -77,6 +78,10 @@ def round_significant(value: Any, digits: int = 4) -> Any:
     Printed and glued numbers go through this so that the last, platform-dependent digits of a float never reach a
     committed output.
     """
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()  # numpy functions return 0-d arrays for scalar input
+    if isinstance(value, np.integer):
+        return int(value)
     if isinstance(value, (bool, Integral, str)):
         return value
     if isinstance(value, (list, tuple)):
@@ -94,6 +99,9 @@ def glue(name: str, value: Any, digits: int = 4) -> Any:
 
     Inside Jupyter Book's environment this is ``myst_nb.glue`` with ``display=False``; where myst-nb is not
     installed (Colab) nothing is recorded. Returns the rounded value so a cell can also print or assert it.
+
+    Do not end a cell with a bare ``glue(...)`` call followed by ``;``: nbval runs cells without IPython's history,
+    so the semicolon does not hide the returned value there and the cell's outputs would differ. Assign the result.
     """
     rounded = round_significant(value, digits)
     try:
@@ -102,3 +110,25 @@ def glue(name: str, value: Any, digits: int = 4) -> Any:
         return rounded
     myst_glue(name, rounded, display=False)
     return rounded
+
+
+class _Source:
+    """Source code that renders as a highlighted block in Jupyter (Markdown) and as plain text elsewhere."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def _repr_markdown_(self) -> str:
+        return f"```python\n{self.text}```"
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def show_source(obj: Any) -> _Source:
+    """The package's own source of a function or class, for display in a chapter (never a second copy of it).
+
+    A cell ending in ``radam.book.show_source(radam.theory.rho_t)`` shows the code that the chapter's computations
+    run, so the text cannot drift from the package.
+    """
+    return _Source(inspect.getsource(obj))

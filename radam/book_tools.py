@@ -37,7 +37,7 @@ def install_cell_source(url: str) -> str:
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f'    %pip install --quiet "radam @ git+{url}@main"\n'
+        f'    %pip install --quiet "radam @ git+{url}@main"'
     )
 
 
