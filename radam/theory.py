@@ -621,7 +621,8 @@ def simulate_adaptive_lr_variance(
     with :func:`r_t` (or :func:`r_t_exact` if ``exact``) at ``threshold``. The loop streams over the steps: the
     state is one ``(len(mu), n_runs)`` array and the outputs are ``(len(mu), n_steps)``, never runs by steps. The
     gradients come from ``numpy.random.default_rng(seed)``. The paper's size (6 means, 5,000 runs, 6,000 steps)
-    takes about 4 seconds on a 2-core CPU.
+    takes 3 to 4.5 seconds on a 2-core CPU (measured on an AMD EPYC virtual machine), with under a megabyte of
+    working memory besides the outputs.
     """
     mu = np.atleast_1d(np.asarray(mu, dtype=np.float64))
     rng = np.random.default_rng(seed)

@@ -84,3 +84,15 @@ def test_radam_warmup_starts_at_the_first_adaptive_step():
     assert theory.radam_warmup(1, 0.999) > 0
     w = theory.untuned_linear_warmup(np.arange(1, 3000), 0.999)
     assert w[1999] == 1.0 and w[998] == pytest.approx(0.4995)
+
+
+def test_simulation_streams_over_steps():
+    # 6 means x 1,000 runs x 1,000 steps: a runs-by-steps array would need 6 * 1000 * 1000 * 8 bytes = 48 MB. The
+    # streaming loop holds a few (6, 1000) arrays (48 kB each) plus the (6, 1000) outputs.
+    import tracemalloc
+
+    tracemalloc.start()
+    theory.simulate_adaptive_lr_variance(n_runs=1000, n_steps=1000, seed=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1_000_000
