@@ -5,7 +5,8 @@
 """
 
 from radam import theory
+from radam.optimizer import RAdam
 
 __version__ = "0.1.0"
 
-__all__ = ["theory", "__version__"]
+__all__ = ["theory", "__version__", "RAdam"]
