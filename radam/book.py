@@ -75,6 +75,8 @@ def _set_plot_style() -> None:
 def round_significant(value: Any, digits: int = 4) -> Any:
     """Round a float (or every float in a list/tuple) to ``digits`` significant digits; leave ints and text alone.
 
+    A float that rounds to a whole number comes back as an ``int``, so that it prints without a trailing ``.0``.
+
     Printed and glued numbers go through this so that the last, platform-dependent digits of a float never reach a
     committed output.
     """
@@ -90,7 +92,9 @@ def round_significant(value: Any, digits: int = 4) -> Any:
         value = float(value)
         if value == 0.0 or not np.isfinite(value):
             return value
-        return float(f"{value:.{digits}g}")
+        rounded = float(f"{value:.{digits}g}")
+        # A whole number reads better without its ".0" (59000, not 59000.0), as long as it is exactly representable
+        return int(rounded) if rounded.is_integer() and abs(rounded) < 2**53 else rounded
     raise TypeError(f"round_significant takes numbers or lists of numbers, got {type(value).__name__}")
 
 

@@ -1,0 +1,52 @@
+"""radam.book: rounding for printed and glued numbers, setup's determinism, show_source."""
+
+import numpy as np
+import pytest
+import torch
+
+import radam.book
+from radam import theory
+
+
+@pytest.mark.parametrize(
+    "value, digits, expected",
+    [
+        (2 / 3, 4, 0.6667),
+        (np.float64(1234.5678), 4, 1235),
+        (np.array(0.025821112801863704), 4, 0.02582),
+        (58677.9457, 2, 59000),
+        (2.132e42, 4, 2.132e42),
+        (np.int64(7), 4, 7),
+        ([1 / 3, 2 / 3], 2, [0.33, 0.67]),
+        (0.0, 4, 0.0),
+    ],
+)
+def test_round_significant(value, digits, expected):
+    rounded = radam.book.round_significant(value, digits)
+    assert rounded == expected
+    assert type(rounded) is type(expected)
+
+
+def test_round_significant_refuses_what_it_cannot_round():
+    with pytest.raises(TypeError, match="ndarray"):
+        radam.book.round_significant(np.arange(3))
+
+
+def test_setup_makes_random_draws_repeatable():
+    radam.book.setup(seed=3)
+    first = (torch.rand(3), np.random.rand(3))
+    radam.book.setup(seed=3)
+    second = (torch.rand(3), np.random.rand(3))
+    assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+    assert torch.get_num_threads() == 1
+    torch.use_deterministic_algorithms(False)
+
+
+def test_glue_returns_the_rounded_value():
+    assert radam.book.glue("unit_test_value", 0.123456) == 0.1235
+
+
+def test_show_source_is_the_package_source():
+    shown = radam.book.show_source(theory.rho_t)
+    assert shown.text.startswith("def rho_t(")
+    assert shown._repr_markdown_().startswith("```python\ndef rho_t(")
