@@ -8,7 +8,15 @@ Notation follows Liu et al. (2020), "On the Variance of the Adaptive Learning Ra
   freedom of the scaled inverse chi-square distribution of the squared adaptive learning rate;
 * ``r_t`` is the rectification term that multiplies Adam's adaptive step once ``rho_t`` is large enough.
 
-Every function accepts scalars or numpy arrays (broadcast against each other) and returns numpy float64 values.
+The module has five parts (the book's chapters 2 to 4 use them): the rectification quantities above; the
+adaptive learning rate ``psi`` and the scaled inverse chi-square law of its square, with its exact mean and variance,
+the paper's first-order approximation and a Monte Carlo estimate with its standard error; the EMA treated as an SMA
+(centre of mass, ``rho_t`` by root finding, Kish's effective sample size, and the exact moments of ``psi`` for the
+EMA itself); the streaming simulation of the paper's Figure 9; and RAdam read as a warmup schedule, with the
+untuned warmups and the effective warmup period of Ma and Yarats.
+
+Unless a docstring says otherwise, every function accepts scalars or numpy arrays (broadcast against each other)
+and returns numpy float64 values.
 No function returns ``nan`` or ``None``: where a formula is undefined (below a threshold) the function says what it
 returns instead, in its docstring.
 """
