@@ -307,7 +307,8 @@ def scaled_inv_chi2(rho: float, sigma: float = 1.0) -> stats.rv_continuous:
 def sample_psi(rho: float, size: int | tuple[int, ...], rng: np.random.Generator, sigma: float = 1.0) -> np.ndarray:
     r"""Draw ``psi`` with :math:`\psi^2 \sim \text{Scale-inv-}\chi^2(\rho, 1/\sigma^2)` (:func:`scaled_inv_chi2`).
 
-    .. math:: \psi = \sqrt{\psi^2}, \qquad \psi^2 \sim \text{Inv-Gamma}\!\left(\tfrac{\rho}{2}, \tfrac{\rho}{2\sigma^2}\right)
+    .. math:: \psi = \sqrt{\psi^2}, \qquad
+              \psi^2 \sim \text{Inv-Gamma}\!\left(\tfrac{\rho}{2}, \tfrac{\rho}{2\sigma^2}\right)
 
     The draws come from scipy's sampler driven by the given numpy ``Generator``, so a seeded generator gives the
     same samples on every run.
@@ -342,7 +343,7 @@ def _log_sqrt_x_gamma_ratio(x: np.ndarray) -> np.ndarray:
 
 
 def mean_psi_exact(rho: ArrayLike, sigma: ArrayLike = 1.0) -> np.ndarray:
-    r"""The exact mean of ``psi`` when :math:`\psi^2 \sim \text{Scale-inv-}\chi^2(\rho, 1/\sigma^2)` (the paper's Eq. 7).
+    r"""The exact mean of ``psi`` when :math:`\psi^2 \sim \text{Scale-inv-}\chi^2(\rho, 1/\sigma^2)` (paper's Eq. 7).
 
     .. math:: E[\psi] = \frac{1}{\sigma}\sqrt{\frac{\rho}{2}}\,
               \frac{\Gamma(\frac{\rho-1}{2})}{\Gamma(\frac{\rho}{2})}
@@ -535,7 +536,7 @@ def kish_effective_sample_size_of_weights(weights: ArrayLike, axis: int = -1) ->
 
 
 def weighted_chi2_psi_moments(weights: ArrayLike) -> tuple[float, float]:
-    r"""The exact mean and variance of :math:`\psi = S^{-1/2}`, :math:`S = \sum_i w_i Z_i^2`, :math:`Z_i` i.i.d. N(0, 1).
+    r"""The exact mean and variance of :math:`\psi = S^{-1/2}`, :math:`S = \sum_i w_i Z_i^2`, i.i.d. standard normal Z.
 
     No scaled-inverse-chi-square assumption: the negative moments of ``S`` come from its Laplace transform
     :math:`E[e^{-uS}] = \prod_i (1 + 2 w_i u)^{-1/2}` and
@@ -560,8 +561,9 @@ def weighted_chi2_psi_moments(weights: ArrayLike) -> tuple[float, float]:
     # The integrands fall off on the scale 1/sum(w) = 1 (for normalised weights); split there for quad.
     scale = 1.0 / np.sum(weights)
     opts = dict(epsabs=0.0, epsrel=1e-12, limit=200)
+    root = np.sqrt(scale)
     mean = 2.0 / np.sqrt(np.pi) * sum(
-        integrate.quad(lambda v: laplace(v * v), a, b, **opts)[0] for a, b in [(0.0, np.sqrt(scale)), (np.sqrt(scale), np.inf)]
+        integrate.quad(lambda v: laplace(v * v), a, b, **opts)[0] for a, b in [(0.0, root), (root, np.inf)]
     )
     second = sum(integrate.quad(laplace, a, b, **opts)[0] for a, b in [(0.0, scale), (scale, np.inf)])
     return float(mean), float(second - mean**2)

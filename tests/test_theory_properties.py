@@ -59,4 +59,5 @@ def test_effective_warmup_periods_are_about_one_over_one_minus_beta2(beta2):
     assert 0.98 * scale < radam < 1.035 * scale
     if beta2 >= 0.99:
         assert radam == pytest.approx(1.0292 * scale, rel=0.001)
-    assert linear == pytest.approx(np.floor(2 * scale) - np.floor(2 * scale) * (np.floor(2 * scale) + 1) / (4 * scale), rel=1e-9)
+    n = np.floor(2 * scale)  # the steps with omega_t < 1: sum_{t<=n} (1 - t / (2 scale)) = n - n (n + 1) / (4 scale)
+    assert linear == pytest.approx(n - n * (n + 1) / (4 * scale), rel=1e-9)

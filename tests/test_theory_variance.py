@@ -1,4 +1,4 @@
-"""The adaptive learning rate psi, its scaled inverse chi-square law, and the exact, approximate and sampled Var[psi]."""
+"""The adaptive learning rate psi, its scaled inverse chi-square law, and exact, approximate and sampled Var[psi]."""
 
 import mpmath
 import numpy as np
@@ -17,7 +17,8 @@ def mp_moments(rho):
     return mean, (r / (r - 2) - mean**2 if rho > 2 else mpmath.inf)
 
 
-RHOS = [2.0 + 1e-6, 2.001, 2.5, 3.0, 4.0, 4.5, 5.0, 7.3, 10.0, 19.99, 20.0, 20.01, 33.3, 100.0, 499.5, 2e3, 1e4, 1e5, 1e6]
+RHOS = [2.0 + 1e-6, 2.001, 2.5, 3.0, 4.0, 4.5, 5.0, 7.3, 10.0, 19.99, 20.0, 20.01, 33.3, 100.0, 499.5]
+RHOS += [2e3, 1e4, 1e5, 1e6]
 
 
 @pytest.mark.parametrize("rho", RHOS)
@@ -126,7 +127,8 @@ def test_monte_carlo_at_rho_3_is_consistent_though_its_standard_error_is_not():
     # meaningless (over 40 seeds, 5% of z-scores exceeded 4). What still holds is consistency: the median over
     # independent seeds of the relative error is small (measured: -1% at 1e6 draws, -5% at 1e5).
     exact = theory.variance_psi_exact(3.0)
-    errors = [theory.variance_psi_monte_carlo(3.0, 100_000, np.random.default_rng(s)).value / exact - 1 for s in range(9)]
+    estimates = [theory.variance_psi_monte_carlo(3.0, 100_000, np.random.default_rng(s)) for s in range(9)]
+    errors = [e.value / exact - 1 for e in estimates]
     assert abs(np.median(errors)) < 0.1
 
 
