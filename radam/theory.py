@@ -25,12 +25,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import comb
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import integrate, optimize, stats
 from scipy.special import bernoulli, gammaln
+
+if TYPE_CHECKING:  # scipy.stats, .integrate and .optimize are imported where used: `import radam` stays fast
+    import scipy.stats
 
 __all__ = [
     "rho_inf",
@@ -288,7 +290,7 @@ def psi(grads: ArrayLike, beta2: float, axis: int = -1) -> np.ndarray:
     return np.sqrt(psi_squared(grads, beta2, axis))
 
 
-def scaled_inv_chi2(rho: float, sigma: float = 1.0) -> stats.rv_continuous:
+def scaled_inv_chi2(rho: float, sigma: float = 1.0) -> scipy.stats.rv_continuous:
     r"""The scaled inverse chi-square distribution the paper assumes for :math:`\psi^2`, as a frozen scipy distribution.
 
     .. math:: \psi^2 \sim \text{Scale-inv-}\chi^2\!\left(\rho, \tfrac{1}{\sigma^2}\right)
@@ -299,6 +301,8 @@ def scaled_inv_chi2(rho: float, sigma: float = 1.0) -> stats.rv_continuous:
     e^{-\rho/(2\sigma^2 x)}`. It is ``scipy.stats.invgamma(rho / 2, scale=rho / (2 sigma**2))``: an SMA of ``rho``
     squared zero-mean Gaussian gradients of variance ``sigma**2``, inverted, has exactly this law.
     """
+    from scipy import stats
+
     if rho <= 0:
         raise ValueError(f"the degrees of freedom rho must be positive, got {rho}")
     return stats.invgamma(rho / 2.0, scale=rho / (2.0 * sigma**2))
@@ -505,6 +509,8 @@ def sma_length_numeric(t: int, beta2: float) -> float:
     samples so that no digits are lost to the subtraction from ``t``; the root is found by ``scipy.optimize.brentq``
     on ``[0, 2t + 1]``.
     """
+    from scipy import optimize
+
     weights = ema_weights(t, beta2)
     mean_age = float(np.sum(weights * np.arange(t - 1, -1, -1, dtype=np.float64)))
     return optimize.brentq(lambda f: (f - 1.0) / 2.0 - mean_age, 0.0, 2.0 * t + 1.0, xtol=1e-13, rtol=1e-15)
@@ -549,6 +555,8 @@ def weighted_chi2_psi_moments(weights: ArrayLike) -> tuple[float, float]:
     weights and the variance at least three (otherwise the integrals diverge; ``ValueError``). With the equal
     weights :math:`w_i = 1/\rho` this reproduces :func:`mean_psi_exact` and :func:`variance_psi_exact`.
     """
+    from scipy import integrate
+
     weights = np.asarray(weights, dtype=np.float64)
     weights = weights[weights > 0]
     if weights.size < 3:
