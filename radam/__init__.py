@@ -10,3 +10,9 @@ from radam.optimizer import RAdam
 __version__ = "0.1.0"
 
 __all__ = ["theory", "__version__", "RAdam"]
+
+# Adam-2k (the paper's ablation), warmup schedules for LambdaLR; radam.experiments is imported on demand.
+from radam import schedules, variants  # noqa: E402
+from radam.variants import Adam2k  # noqa: E402
+
+__all__ += ["schedules", "variants", "Adam2k"]

@@ -1,0 +1,440 @@
+r"""Step-time benchmarks of RAdam implementations: ``python -m radam.bench``.
+
+One run measures, in one process on one device, the time of one optimizer step of several implementations over
+the same parameter lists, and the device's copy bandwidth, which gives each list its floor:
+
+.. math:: T_{\text{floor}} = \frac{28\ \text{bytes} \times N_{\text{params}}}{B_{\text{copy}}}, \qquad
+          B_{\text{copy}} = \frac{2 \times \text{bytes copied}}{T_{\text{copy}}}
+
+(an RAdam step reads :math:`\theta, g, m, v` and writes :math:`\theta, m, v`: seven float32 numbers per parameter;
+a copy reads and writes each byte once). The lists:
+
+* ``gpt2``: the 148 parameter tensors of GPT-2 small (124,439,808 parameters, the output layer tied to the
+  embedding);
+* ``small``: 2000 tensors of 4096 parameters (launch overhead dominates);
+* ``large``: one tensor of :math:`2^{26}` parameters (bandwidth dominates);
+* ``cpu10m``: a 10.5M-parameter Transformer-shaped list, the CPU benchmark.
+
+The implementations (``--impls``): ``radam-fused`` / ``radam-foreach`` / ``radam-forloop`` / ``radam-default``
+(``radam.RAdam`` with ``fused=True``, ``foreach=True``, ``foreach=False``, or no choice), ``torch-radam-foreach`` /
+``torch-radam-forloop`` / ``torch-radam-default`` / ``torch-radam-compiled`` (``torch.optim.RAdam``, the last with
+its ``step`` under ``torch.compile``), ``torch-adam-fused`` (``torch.optim.Adam(fused=True)``, the fastest step torch
+ships for a close relative), and, on CUDA, ``radam-fused-call`` (the fused kernel called directly on lists built
+once, i.e. without the optimizer's per-step Python bookkeeping) and ``radam-fused-graph`` (that call captured in a
+CUDA graph and replayed: device time alone).
+
+Timing: every implementation steps its own optimizer state over the same parameters and gradients; after
+``--warmup`` steps (which also pass the switch to adaptive steps at step 6) the implementations take turns, one
+step each per round for ``--repeats`` rounds, so slow drifts of the machine hit them all alike. On a GPU a step is
+timed with CUDA events after a synchronisation, so host overhead counts; on a CPU with ``time.perf_counter``. The
+median is reported, with the 10th and 90th percentiles. The JSON written (atomically) records the device, the
+versions, the command, the commit and the date.
+
+The CPU mode (``--device cpu``) doubles as the check that ``radam.RAdam``'s default path is no slower than
+``torch.optim.RAdam``'s on a 10M-parameter list: it prints the ratio of their medians, and the median of the
+per-round ratios (the two steps of a round run back to back, so a busy machine slows both alike).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+__all__ = ["CASES", "IMPLEMENTATIONS", "copy_bandwidth", "gpt2_small_shapes", "main", "run", "write_json"]
+
+BYTES_PER_PARAM = 28  # float32: read theta, g, m, v; write theta, m, v
+
+
+def gpt2_small_shapes() -> list[tuple[int, ...]]:
+    """The parameter shapes of GPT-2 small (12 layers, width 768, vocabulary 50257, 1024 positions; tied output)."""
+    d, vocab, positions, layers = 768, 50257, 1024, 12
+    shapes: list[tuple[int, ...]] = [(vocab, d), (positions, d)]
+    for _ in range(layers):
+        shapes += [(d,), (d,), (d, 3 * d), (3 * d,), (d, d), (d,)]  # ln_1, attention qkv and projection
+        shapes += [(d,), (d,), (d, 4 * d), (4 * d,), (4 * d, d), (d,)]  # ln_2, MLP
+    return shapes + [(d,), (d,)]  # ln_f
+
+
+def cpu10m_shapes() -> list[tuple[int, ...]]:
+    """A Transformer-shaped list of about 10M parameters (width 256, 8 layers, vocabulary 16384)."""
+    d, vocab, positions, layers = 256, 16384, 512, 8
+    shapes: list[tuple[int, ...]] = [(vocab, d), (positions, d)]
+    for _ in range(layers):
+        shapes += [(d,), (d,), (d, 3 * d), (3 * d,), (d, d), (d,)]
+        shapes += [(d,), (d,), (d, 4 * d), (4 * d,), (4 * d, d), (d,)]
+    return shapes + [(d,), (d,)]
+
+
+CASES: dict[str, Callable[[], list[tuple[int, ...]]]] = {
+    "gpt2": gpt2_small_shapes,
+    "small": lambda: [(4096,)] * 2000,
+    "large": lambda: [(2**26,)],
+    "cpu10m": cpu10m_shapes,
+}
+
+DEFAULT_CASES = {"cuda": ["gpt2", "small", "large"], "cpu": ["cpu10m"]}
+DEFAULT_IMPLS = {
+    "cuda": [
+        "radam-fused", "radam-fused-call", "radam-fused-graph", "radam-foreach", "radam-forloop",
+        "torch-radam-foreach", "torch-radam-forloop", "torch-radam-compiled", "torch-adam-fused",
+    ],
+    "cpu": ["radam-default", "torch-radam-default", "radam-foreach", "torch-radam-foreach"],
+}
+RATIOS = [
+    ("radam-default", "torch-radam-default"),
+    ("radam-fused", "torch-radam-foreach"),
+    ("radam-fused", "torch-adam-fused"),
+    ("radam-foreach", "torch-radam-foreach"),
+    ("radam-forloop", "torch-radam-forloop"),
+]
+"""Pairs compared in each case: the ratio of their median step times, and the median of per-round ratios."""
+SKIP_BY_DEFAULT = {("small", "torch-radam-compiled")}  # compiling a 2000-tensor step takes minutes
+LR = 1e-4
+
+
+def _radam(**kwargs: Any) -> Callable[[list[torch.Tensor]], Callable[[], Any]]:
+    def make(params: list[torch.Tensor]) -> Callable[[], Any]:
+        import radam
+
+        return radam.RAdam(params, lr=LR, **kwargs).step
+
+    return make
+
+
+def _torch_radam(**kwargs: Any) -> Callable[[list[torch.Tensor]], Callable[[], Any]]:
+    def make(params: list[torch.Tensor]) -> Callable[[], Any]:
+        return torch.optim.RAdam(params, lr=LR, **kwargs).step
+
+    return make
+
+
+def _torch_radam_compiled(params: list[torch.Tensor]) -> Callable[[], Any]:
+    optimizer = torch.optim.RAdam(params, lr=LR, foreach=True)
+    return torch.compile(optimizer.step)
+
+
+def _torch_adam_fused(params: list[torch.Tensor]) -> Callable[[], Any]:
+    return torch.optim.Adam(params, lr=LR, fused=True).step
+
+
+def _fused_lists(params: list[torch.Tensor]):
+    exp_avgs = [torch.zeros_like(p, dtype=torch.float32) for p in params]
+    exp_avg_sqs = [torch.zeros_like(p, dtype=torch.float32) for p in params]
+    steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in params]
+    return exp_avgs, exp_avg_sqs, steps
+
+
+_FUSED_OPTIONS = dict(
+    lr=LR, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False, degenerate="sgd",
+    threshold=5.0, rectifier="paper", amsgrad=False, maximize=False, capturable=True,
+)
+
+
+def _radam_fused_call(params: list[torch.Tensor]) -> Callable[[], Any]:
+    from radam.fused import fused_radam
+
+    grads = [p.grad for p in params]
+    exp_avgs, exp_avg_sqs, steps = _fused_lists(params)
+    return lambda: fused_radam(params, grads, exp_avgs, exp_avg_sqs, [], steps, **_FUSED_OPTIONS)
+
+
+def _radam_fused_graph(params: list[torch.Tensor]) -> Callable[[], Any]:
+    step = _radam_fused_call(params)
+    step()  # compile and build the plan outside the capture
+    graph = torch.cuda.CUDAGraph()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream), torch.cuda.graph(graph):
+        step()
+    torch.cuda.current_stream().wait_stream(stream)
+    return graph.replay
+
+
+IMPLEMENTATIONS: dict[str, Callable[[list[torch.Tensor]], Callable[[], Any]]] = {
+    "radam-fused": _radam(fused=True),
+    "radam-fused-call": _radam_fused_call,
+    "radam-fused-graph": _radam_fused_graph,
+    "radam-foreach": _radam(foreach=True),
+    "radam-forloop": _radam(foreach=False),
+    "radam-default": _radam(),
+    "torch-radam-foreach": _torch_radam(foreach=True),
+    "torch-radam-forloop": _torch_radam(foreach=False),
+    "torch-radam-default": _torch_radam(),
+    "torch-radam-compiled": _torch_radam_compiled,
+    "torch-adam-fused": _torch_adam_fused,
+}
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_step(step: Callable[[], Any], device: torch.device) -> float:
+    """Milliseconds of one call of ``step``, host overhead included (CUDA events after a sync on a GPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        step()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+    begin = time.perf_counter()
+    step()
+    return (time.perf_counter() - begin) * 1e3
+
+
+def copy_bandwidth(device: torch.device, n_bytes: int = 1 << 30, repeats: int = 20) -> float:
+    r"""Device-to-device copy bandwidth in GB/s: :math:`2 \times` bytes over the median time of ``dst.copy_(src)``."""
+    n = n_bytes // 4
+    src = torch.rand(n, device=device)
+    dst = torch.empty_like(src)
+    for _ in range(3):
+        dst.copy_(src)
+    times = [time_step(lambda: dst.copy_(src), device) for _ in range(repeats)]
+    return 2 * n * 4 / (statistics.median(times) * 1e-3) / 1e9
+
+
+def _summary(times: list[float]) -> dict[str, float]:
+    ordered = sorted(times)
+
+    def quantile(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"median_ms": statistics.median(times), "p10_ms": quantile(0.1), "p90_ms": quantile(0.9),
+            "samples": len(times)}
+
+
+def run_case(
+    case: str, impls: list[str], device: torch.device, repeats: int, warmup: int, seed: int = 0
+) -> dict[str, Any]:
+    """Time every implementation on one parameter list; the implementations take turns, a step each per round."""
+    shapes = CASES[case]()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    params = [torch.randn(s, device=device, generator=generator).requires_grad_() for s in shapes]
+    for p in params:
+        p.grad = torch.randn(p.shape, device=device, generator=generator)
+    n_params = sum(p.numel() for p in params)
+    steps: dict[str, Callable[[], Any]] = {}
+    results: dict[str, dict[str, Any]] = {}
+    for name in impls:
+        try:
+            steps[name] = IMPLEMENTATIONS[name](params)
+            for _ in range(warmup):
+                steps[name]()
+            _synchronize(device)
+        except Exception as error:  # an implementation this machine cannot run (no Triton, no compiler, ...)
+            results[name] = {"error": f"{type(error).__name__}: {error}".splitlines()[0][:300]}
+            steps.pop(name, None)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    order = list(steps)
+    for round_index in range(repeats):
+        shift = round_index % max(len(order), 1)
+        for name in order[shift:] + order[:shift]:
+            times[name].append(time_step(steps[name], device))
+    for name in impls:
+        if name in times:
+            results[name] = _summary(times[name])
+    return {"n_params": n_params, "n_tensors": len(params), "results": results, "times_ms": times}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return {"type": "cuda", "name": props.name, "capability": f"{props.major}.{props.minor}",
+                "memory_gib": round(props.total_memory / 2**30, 1), "multiprocessors": props.multi_processor_count}
+    return {"type": "cpu", "name": _cpu_name(), "logical_cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads()}
+
+
+def versions() -> dict[str, str | None]:
+    import numpy
+
+    import radam
+
+    try:
+        import triton
+
+        triton_version: str | None = triton.__version__
+    except Exception:
+        triton_version = None
+    return {"python": platform.python_version(), "torch": torch.__version__, "triton": triton_version,
+            "numpy": numpy.__version__, "radam": radam.__version__, "cuda": torch.version.cuda}
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (with ``-dirty`` if files differ), or None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _fused_setting(name: str) -> int:
+    from radam import fused
+
+    return getattr(fused, name)
+
+
+def run(
+    device: str = "cpu", cases: list[str] | None = None, impls: list[str] | None = None, repeats: int = 50,
+    warmup: int = 8, threads: int | None = None, command: str | None = None, copy_mib: int | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark and return the result as a JSON-ready dictionary (see the module docstring)."""
+    torch_device = torch.device(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    kind = torch_device.type
+    cases = cases or DEFAULT_CASES[kind]
+    explicit = impls is not None  # implementations named explicitly are run even where skipped by default
+    impls = impls or DEFAULT_IMPLS[kind]
+    copy_mib = copy_mib or (1024 if kind == "cuda" else 256)
+    bandwidth = copy_bandwidth(torch_device, n_bytes=copy_mib << 20)
+    result: dict[str, Any] = {
+        "schema": 1,
+        "command": command or "python -m radam.bench " + " ".join(sys.argv[1:]),
+        "commit": git_commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "device": device_info(torch_device),
+        "versions": versions(),
+        "settings": {"repeats": repeats, "warmup": warmup, "lr": LR, "copy_mib": copy_mib,
+                     "fused_block_size": _fused_setting("BLOCK_SIZE"),
+                     "fused_programs_per_sm": _fused_setting("PROGRAMS_PER_SM"),
+                     "fused_num_warps": _fused_setting("NUM_WARPS"),
+                     "timer": "cuda events" if kind == "cuda"
+                     else "time.perf_counter", "statistic": "median"},
+        "copy_bandwidth_gb_s": bandwidth,
+        "cases": {},
+    }
+    for case in cases:
+        chosen = [name for name in impls if explicit or (case, name) not in SKIP_BY_DEFAULT]
+        entry = run_case(case, chosen, torch_device, repeats, warmup)
+        entry["floor_ms"] = BYTES_PER_PARAM * entry["n_params"] / (bandwidth * 1e9) * 1e3
+        times = entry.pop("times_ms")
+        ratios, paired = {}, {}
+        for ours, theirs in RATIOS:
+            if ours in times and theirs in times:
+                name = f"{ours} / {theirs}"
+                ratios[name] = statistics.median(times[ours]) / statistics.median(times[theirs])
+                # the same round's two steps ran back to back: their ratio is immune to slow drifts of the machine
+                paired[name] = statistics.median(a / b for a, b in zip(times[ours], times[theirs]))
+        entry["ratios"] = ratios
+        entry["paired_ratios"] = paired
+        result["cases"][case] = entry
+    return result
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    """Write ``result`` to ``path`` atomically (a temporary file in the same folder, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(result, file, indent=1, sort_keys=False)
+            file.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def default_filename(result: dict[str, Any]) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in result["device"]["name"].lower()).strip("-")
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    return f"{result['device']['type']}-{slug}.json"
+
+
+def format_table(result: dict[str, Any]) -> str:
+    lines = [f"{result['device']['name']} ({result['device']['type']}), copy bandwidth "
+             f"{result['copy_bandwidth_gb_s']:.0f} GB/s, torch {result['versions']['torch']}"]
+    for case, entry in result["cases"].items():
+        lines.append(f"\n{case}: {entry['n_params']:,} parameters in {entry['n_tensors']} tensors, "
+                     f"floor {entry['floor_ms']:.3f} ms")
+        for name, r in entry["results"].items():
+            if "median_ms" in r:
+                lines.append(f"  {name:22s} {r['median_ms']:10.3f} ms  (p10 {r['p10_ms']:.3f}, p90 {r['p90_ms']:.3f})"
+                             f"  {r['median_ms'] / entry['floor_ms']:7.2f} x floor")
+            else:
+                lines.append(f"  {name:22s} skipped: {r['error']}")
+        for name, ratio in entry["ratios"].items():
+            lines.append(f"  ratio {name}: {ratio:.3f} (of medians), {entry['paired_ratios'][name]:.3f} "
+                         "(median of per-round ratios)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m radam.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--cases", help=f"comma-separated, from {', '.join(CASES)}")
+    parser.add_argument("--impls", help=f"comma-separated, from {', '.join(IMPLEMENTATIONS)}")
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=8)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--copy-mib", type=int, help="size of the bandwidth copy (default 1024 on GPU, 256 on CPU)")
+    parser.add_argument("--fused-block-size", type=int, help="elements per block of the fused kernel (a power of 2)")
+    parser.add_argument("--fused-programs-per-sm", type=int, help="programs per multiprocessor of the fused kernel")
+    parser.add_argument("--fused-num-warps", type=int, help="warps per program of the fused kernel")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--out", type=Path, help="JSON file to write")
+    output.add_argument("--out-dir", type=Path, help="folder for the JSON file (named after the device)")
+    args = parser.parse_args(argv)
+    for name in (args.cases or "").split(",") if args.cases else []:
+        if name not in CASES:
+            parser.error(f"unknown case {name!r}")
+    impls_arg = args.impls.split(",") if args.impls else None
+    for name in impls_arg or []:
+        if name not in IMPLEMENTATIONS:
+            parser.error(f"unknown implementation {name!r}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available")
+    from radam import fused
+
+    if args.fused_block_size:
+        if args.fused_block_size & (args.fused_block_size - 1):
+            parser.error("--fused-block-size must be a power of 2")
+        fused.BLOCK_SIZE = args.fused_block_size
+    if args.fused_programs_per_sm:
+        fused.PROGRAMS_PER_SM = args.fused_programs_per_sm
+    if args.fused_num_warps:
+        fused.NUM_WARPS = args.fused_num_warps
+    command = "python -m radam.bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    result = run(args.device, args.cases.split(",") if args.cases else None, impls_arg, args.repeats, args.warmup,
+                 args.threads, command=command.strip(), copy_mib=args.copy_mib)
+    print(format_table(result))
+    if args.out or args.out_dir:
+        path = args.out or args.out_dir / default_filename(result)
+        write_json(result, path)
+        print(f"\nwrote {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

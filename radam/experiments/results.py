@@ -1,0 +1,236 @@
+r"""Result files: one JSON document per experiment, written atomically, validated when read.
+
+A result file holds ``schema`` (``SCHEMA``), ``experiment``, ``size``, ``provenance`` (command, package version
+and git commit, device name, torch/Python/numpy versions, date, seeds), the full ``config`` and one entry per run
+(``optimizer``, ``lr``, ``seed``, ``metrics``). :func:`load_results` rejects a file that is not JSON, is truncated,
+has another schema version, or lacks a field, with an error that names the file and the problem.
+
+:func:`summarize` reduces runs over seeds: for a final metric :math:`x_1, \dots, x_n` of the finite runs it reports
+the mean and the sample standard deviation
+
+.. math:: \bar x = \frac1n \sum_i x_i, \qquad s = \sqrt{\frac{1}{n-1} \sum_i (x_i - \bar x)^2}
+
+(0 for :math:`n = 1`) and how many runs diverged.
+"""
+
+from __future__ import annotations
+
+import datetime as _datetime
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "SCHEMA",
+    "ResultsError",
+    "provenance",
+    "device_name",
+    "write_json_atomically",
+    "load_results",
+    "validate_results",
+    "summarize",
+    "cache_path",
+    "load_cached",
+]
+
+SCHEMA = "radam.experiments/1"
+_RUN_KEYS = {"optimizer": str, "lr": (int, float), "seed": int, "metrics": dict}
+_METRIC_KEYS = ("log_steps", "train_loss", "eval_steps", "diverged_at", "final_train_loss")
+_TASK_METRICS = {
+    "language-model": ("valid_loss", "final_valid_loss"),
+    "image-classification": ("test_accuracy", "test_loss", "final_test_accuracy", "final_test_loss"),
+}
+
+
+class ResultsError(ValueError):
+    """A result file cannot be used: not JSON, truncated, an old schema, or missing fields."""
+
+
+def device_name(device: torch.device) -> str:
+    """A readable name: the GPU model for CUDA, the processor and thread count for the CPU."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    processor = platform.processor() or platform.machine() or "unknown processor"
+    return f"cpu: {processor}, {torch.get_num_threads()} threads, {os.cpu_count()} cores visible"
+
+
+def _git_commit() -> str:
+    package_dir = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(package_dir), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(package_dir), "status", "--porcelain", "--", "*.py"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return commit + ("+uncommitted-changes" if dirty else "")
+
+
+def provenance(device: torch.device, seeds: list[int], argv: list[str] | None = None) -> dict[str, Any]:
+    """Where a result came from: command, code version, device, library versions, UTC date, seeds."""
+    from radam import __version__
+
+    argv = sys.argv if argv is None else argv
+    return {
+        "command": "python -m radam.experiments " + shlex.join(argv[1:]) if argv else "",
+        "package_version": __version__,
+        "git_commit": _git_commit(),
+        "device": device_name(device),
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "date": _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds"),
+        "seeds": list(seeds),
+    }
+
+
+def write_json_atomically(document: dict[str, Any], path: str | Path) -> Path:
+    """Write ``document`` as JSON to ``path`` via a temporary file and ``os.replace``: never a half-written file.
+
+    Non-finite floats are refused (JSON has none); the training loop stores them as ``null``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(document, indent=1, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make shipped result files private to their writer
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _fail(path: Path | str, problem: str) -> ResultsError:
+    return ResultsError(f"result file {path}: {problem}")
+
+
+def validate_results(document: Any, path: Path | str = "<memory>") -> dict[str, Any]:
+    """Check a result document's schema and fields; return it, or raise :class:`ResultsError` naming ``path``."""
+    if not isinstance(document, dict):
+        raise _fail(path, f"expected a JSON object, got {type(document).__name__}")
+    schema = document.get("schema")
+    if schema != SCHEMA:
+        raise _fail(path, f"schema is {schema!r}, this version of radam reads {SCHEMA!r}; re-run the experiment")
+    for key, kind in [("experiment", str), ("size", str), ("provenance", dict), ("config", dict), ("runs", list)]:
+        if not isinstance(document.get(key), kind):
+            raise _fail(path, f"field {key!r} is missing or not a {kind.__name__}")
+    for key in ("command", "git_commit", "device", "torch_version", "date", "seeds"):
+        if key not in document["provenance"]:
+            raise _fail(path, f"provenance lacks {key!r}")
+    config = document["config"]
+    task = config.get("task")
+    if task not in _TASK_METRICS:
+        raise _fail(path, f"config.task is {task!r}, expected one of {sorted(_TASK_METRICS)}")
+    expected = {
+        (spec["label"], float(lr), int(seed))
+        for spec in config.get("optimizers", [])
+        for lr in config.get("lrs", [])
+        for seed in config.get("seeds", [])
+    }
+    found = set()
+    for i, run in enumerate(document["runs"]):
+        if not isinstance(run, dict):
+            raise _fail(path, f"runs[{i}] is not an object")
+        for key, kind in _RUN_KEYS.items():
+            if not isinstance(run.get(key), kind):
+                raise _fail(path, f"runs[{i}] field {key!r} is missing or has the wrong type")
+        metrics = run["metrics"]
+        for key in _METRIC_KEYS + _TASK_METRICS[task]:
+            if key not in metrics:
+                raise _fail(path, f"runs[{i}] ({run['optimizer']}, lr={run['lr']}, seed={run['seed']}) lacks {key!r}")
+        if len(metrics["log_steps"]) != len(metrics["train_loss"]):
+            raise _fail(path, f"runs[{i}]: log_steps and train_loss differ in length")
+        if config.get("histogram_steps") and "histograms" not in metrics:
+            raise _fail(path, f"runs[{i}] lacks 'histograms'")
+        found.add((run["optimizer"], float(run["lr"]), int(run["seed"])))
+    if found != expected:
+        missing = sorted(expected - found)[:3]
+        extra = sorted(found - expected)[:3]
+        raise _fail(path, f"runs do not match the config (missing e.g. {missing}, unexpected e.g. {extra})")
+    return document
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read and validate a result file (see :func:`radam.experiments.results.validate_results`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _fail(path, "does not exist") from None
+    except UnicodeDecodeError as error:
+        raise _fail(path, f"is not UTF-8 text ({error})") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _fail(path, f"is not valid JSON, perhaps truncated ({error})") from None
+    return validate_results(document, path)
+
+
+def summarize(document: dict[str, Any], metric: str | None = None) -> list[dict[str, Any]]:
+    """Mean and standard deviation over seeds of a final metric, per (optimizer, lr), in config order.
+
+    ``metric`` defaults to ``final_valid_loss`` (language models) or ``final_test_accuracy`` (images). Rows hold
+    ``optimizer``, ``lr``, ``mean``, ``std``, ``n`` (finite runs), ``diverged`` (runs that diverged) and ``values``.
+    """
+    config = document["config"]
+    if metric is None:
+        metric = "final_valid_loss" if config["task"] == "language-model" else "final_test_accuracy"
+    rows = []
+    for spec in config["optimizers"]:
+        for lr in config["lrs"]:
+            runs = [r for r in document["runs"] if r["optimizer"] == spec["label"] and float(r["lr"]) == float(lr)]
+            runs.sort(key=lambda r: r["seed"])
+            if not runs:
+                continue
+            values = [r["metrics"].get(metric) for r in runs]
+            finite = [v for v in values if v is not None and math.isfinite(v)]
+            mean = float(np.mean(finite)) if finite else None
+            std = float(np.std(finite, ddof=1)) if len(finite) > 1 else (0.0 if finite else None)
+            rows.append(
+                {
+                    "optimizer": spec["label"],
+                    "lr": lr,
+                    "metric": metric,
+                    "mean": mean,
+                    "std": std,
+                    "n": len(finite),
+                    "diverged": sum(r["metrics"]["diverged_at"] is not None for r in runs),
+                    "values": values,
+                }
+            )
+    return rows
+
+
+def cache_path(name: str, size: str = "default") -> Path:
+    """Where the package keeps the cached result of experiment ``name``: ``radam/data/NAME.json`` for the default
+    (CPU) size, ``radam/data/NAME-full.json`` for the GPU size (``python -m radam.experiments run NAME
+    --write-cache [--full]`` writes them)."""
+    suffix = "" if size == "default" else f"-{size}"
+    return Path(__file__).resolve().parent.parent / "data" / f"{name}{suffix}.json"
+
+
+def load_cached(name: str, size: str = "default") -> dict[str, Any]:
+    """Load and validate the cached result of experiment ``name`` at ``size`` shipped in ``radam/data/``."""
+    return load_results(cache_path(name, size))

@@ -1,0 +1,244 @@
+"""The experiments end to end at the tiny size: every experiment runs, results validate, an interrupted run resumes
+to identical metrics, corrupt result files are rejected with an error naming the file, and nothing uses the network."""
+
+import json
+import subprocess
+import sys
+import textwrap
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from radam.experiments import ResultsError, get_config, load_results, run_experiment, summarize
+from radam.experiments.__main__ import main
+from radam.experiments.results import SCHEMA, write_json_atomically
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried to use the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _small(name, labels):
+    config = get_config(name, "tiny")
+    return config.replace(optimizers=tuple(s for s in config.optimizers if s.label in labels))
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("results")
+    return {
+        name: load_results(run_experiment(name, "tiny", output=folder / f"{name}.json", progress=False))
+        for name in ("transformer-warmup", "gradient-histograms", "lr-robustness")
+    }
+
+
+def test_transformer_warmup_runs_every_optimizer(tiny_results):
+    doc = tiny_results["transformer-warmup"]
+    config = get_config("transformer-warmup", "tiny")
+    assert doc["schema"] == SCHEMA and doc["config"] == config.to_dict()
+    assert {r["optimizer"] for r in doc["runs"]} == {
+        "adam", "adam-warmup", "adam-2k", "adam-eps", "radam", "radam-official", "adam-untuned"}
+    assert doc["provenance"]["device"].startswith("cpu") and doc["provenance"]["torch_version"] == torch.__version__
+    for run in doc["runs"]:
+        m = run["metrics"]
+        assert m["diverged_at"] is None and 4.0 < m["final_valid_loss"] < 7.0  # near log(256) = 5.55 at the start
+        assert m["log_steps"][-1] == config.steps and m["eval_steps"][-1] == config.steps
+    adam2k = next(r for r in doc["runs"] if r["optimizer"] == "adam-2k")["metrics"]
+    # Adam-2k's 3 frozen steps are numbered -2, -1, 0 and logged; parameters do not move there, so its evaluation
+    # starts at aligned step 4 like everybody else's.
+    assert adam2k["log_steps"] == [-1, 1, 3, 5, 6] and adam2k["eval_steps"] == [4, 6]
+
+
+def test_gradient_histograms_store_counts_not_tensors(tiny_results):
+    doc = tiny_results["gradient-histograms"]
+    config = get_config("gradient-histograms", "tiny")
+    from radam.experiments.tasks import make_task
+
+    n_params = sum(p.numel() for p in make_task(config, torch.device("cpu")).make_model().parameters())
+    for run in doc["runs"]:
+        hist = run["metrics"]["histograms"]
+        assert hist["steps"] == list(config.histogram_steps)
+        assert len(hist["edges"]) == config.histogram_bins + 1
+        for counts, zeros in zip(hist["gradient"], hist["gradient_zeros"]):
+            assert len(counts) == config.histogram_bins and sum(counts) + zeros == n_params
+        for counts, zeros in zip(hist["update"], hist["update_zeros"]):
+            assert sum(counts) + zeros == n_params
+    by_label = {r["optimizer"]: r["metrics"]["histograms"] for r in doc["runs"]}
+    # RAdam's first steps are SGD with momentum: every parameter with a gradient moves; Adam's do too. The biases of
+    # the first LayerNorm... are not the point: the update histograms differ between Adam and RAdam at step 1.
+    assert by_label["adam"]["update"][0] != by_label["radam"]["update"][0]
+    assert len(json.dumps(doc)) < 200_000
+
+
+def test_lr_robustness_grid(tiny_results):
+    doc = tiny_results["lr-robustness"]
+    rows = summarize(doc)
+    assert len(rows) == 5 * 4 and {row["lr"] for row in rows} == {0.1, 0.03, 0.01, 0.003}
+    for row in rows:
+        assert row["metric"] == "final_test_accuracy" and row["n"] + row["diverged"] == 1
+        assert row["mean"] is None or 0.0 <= row["mean"] <= 1.0
+
+
+class _Killed(Exception):
+    pass
+
+
+def _interrupt_at(step_to_die):
+    state = {"steps": 0}
+
+    def callback(run_id, step):
+        state["steps"] += 1
+        if state["steps"] == step_to_die:
+            raise _Killed(run_id)
+
+    return callback
+
+
+def _metrics(doc):
+    return [(r["optimizer"], r["lr"], r["seed"], r["metrics"]) for r in doc["runs"]]
+
+
+@pytest.mark.parametrize("name, labels", [("transformer-warmup", ("adam", "adam-2k")),
+                                          ("lr-robustness", ("sgd", "radam"))])
+def test_resume_after_interruption_gives_identical_metrics(tmp_path, name, labels):
+    config = _small(name, labels)
+    reference = load_results(run_experiment(config, output=tmp_path / "reference.json", progress=False))
+    output = tmp_path / "interrupted.json"
+    # Die in the middle of the second run, between checkpoints (checkpoint_every = 2, die after step 3 of run 2).
+    first_run_steps = config.steps + (3 if labels[0] == "adam-2k" else 0)
+    with pytest.raises(_Killed):
+        run_experiment(config, output=output, progress=False, step_callback=_interrupt_at(first_run_steps + 3))
+    folder = output.with_name(output.name + ".checkpoints")
+    assert not output.exists() and len(list(folder.glob("*.json"))) == 2  # config.json + the finished run
+    assert len(list(folder.glob("*.pt"))) == 1
+    resumed = load_results(run_experiment(config, output=output, progress=False))
+    assert _metrics(resumed) == _metrics(reference)
+    assert not folder.exists()
+
+
+def test_resume_after_sigkill_of_a_subprocess(tmp_path):
+    output = tmp_path / "killed.json"
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        import torch
+        torch.set_num_threads(1)
+        from radam.experiments import get_config, run_experiment
+        config = get_config("lr-robustness", "tiny")
+        config = config.replace(optimizers=config.optimizers[:1], lrs=config.lrs[:2])
+        def die(run_id, step):
+            if run_id.endswith("lr0.03__seed0") and step == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+        run_experiment(config, output={str(output)!r}, progress=False, step_callback=die)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin"},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    config = get_config("lr-robustness", "tiny")
+    config = config.replace(optimizers=config.optimizers[:1], lrs=config.lrs[:2])
+    resumed = load_results(run_experiment(config, output=output, progress=False))
+    reference = load_results(run_experiment(config, output=tmp_path / "reference.json", progress=False))
+    assert _metrics(resumed) == _metrics(reference)
+
+
+def test_checkpoint_folder_of_another_config_is_refused(tmp_path):
+    config = _small("lr-robustness", ("sgd",))
+    output = tmp_path / "r.json"
+    with pytest.raises(_Killed):
+        run_experiment(config, output=output, progress=False, step_callback=_interrupt_at(3))
+    with pytest.raises(RuntimeError, match="different configuration"):
+        run_experiment(config.replace(steps=6), output=output, progress=False)
+
+
+def test_complete_result_file_is_not_recomputed(tmp_path):
+    config = _small("lr-robustness", ("sgd",)).replace(lrs=(0.1,))
+    output = run_experiment(config, output=tmp_path / "r.json", progress=False)
+    before = output.read_text()
+    calls = []
+    run_experiment(config, output=output, progress=False, step_callback=lambda *a: calls.append(a))
+    assert calls == [] and output.read_text() == before
+
+
+@pytest.fixture
+def valid_document(tiny_results):
+    return json.loads(json.dumps(tiny_results["lr-robustness"]))
+
+
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda text, doc: text[: len(text) // 2], "not valid JSON"),
+        (lambda text, doc: "", "not valid JSON"),
+        (lambda text, doc: json.dumps({**doc, "schema": "radam.experiments/0"}), "schema"),
+        (lambda text, doc: json.dumps({k: v for k, v in doc.items() if k != "provenance"}), "provenance"),
+        (lambda text, doc: json.dumps({**doc, "runs": doc["runs"][1:]}), "do not match the config"),
+        (lambda text, doc: json.dumps({**doc, "runs": [{**doc["runs"][0], "metrics": {}}] + doc["runs"][1:]}),
+         "lacks"),
+        (lambda text, doc: json.dumps([1, 2]), "JSON object"),
+    ],
+)
+def test_corrupt_result_files_are_rejected_naming_the_file(tmp_path, valid_document, corrupt, message):
+    good = write_json_atomically(valid_document, tmp_path / "good.json")
+    assert load_results(good)["experiment"] == "lr-robustness"
+    bad = tmp_path / "bad.json"
+    bad.write_text(corrupt(good.read_text(), valid_document))
+    with pytest.raises(ResultsError, match=message) as info:
+        load_results(bad)
+    assert str(bad) in str(info.value)
+
+
+def test_missing_result_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ResultsError, match="does not exist"):
+        load_results(tmp_path / "nothing.json")
+
+
+def test_atomic_write_refuses_nan_and_leaves_no_partial_file(tmp_path):
+    path = tmp_path / "x.json"
+    write_json_atomically({"a": 1}, path)
+    with pytest.raises(ValueError):
+        write_json_atomically({"a": float("nan")}, path)
+    assert json.loads(path.read_text()) == {"a": 1} and list(tmp_path.iterdir()) == [path]
+
+
+def test_cli_list_run_show(tmp_path, capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "transformer-warmup" in out and "lr-robustness" in out and "gradient-histograms" in out
+    output = tmp_path / "cli.json"
+    assert main(["run", "gradient-histograms", "--size", "tiny", "--output", str(output), "--no-progress",
+                 "--device", "cpu"]) == 0
+    doc = load_results(output)
+    assert doc["provenance"]["command"].startswith("python -m radam.experiments run gradient-histograms")
+    assert main(["show", str(output)]) == 0
+    assert "adam-2k" in capsys.readouterr().out
+    output.write_text("{")
+    assert main(["show", str(output)]) == 2
+    assert str(output) in capsys.readouterr().err
+
+
+def test_sizes_are_consistent():
+    for name in ("transformer-warmup", "gradient-histograms", "lr-robustness"):
+        default, full = get_config(name, "default"), get_config(name, "full")
+        assert [s.label for s in default.optimizers] == [s.label for s in full.optimizers]
+        if name != "gradient-histograms":
+            assert len(default.seeds) >= 3 and len(full.seeds) >= 3 and len(default.lrs) >= 2
+    full = get_config("transformer-warmup", "full")
+    assert full.model["width"] == 512 and full.model["layers"] == 6 and full.model["pre_ln"] is False
+    assert get_config("lr-robustness", "full").lrs == (0.1, 0.03, 0.01, 0.003)
+    with pytest.raises(KeyError, match="unknown experiment"):
+        get_config("nope")
