@@ -96,3 +96,25 @@ def test_simulation_streams_over_steps():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 1_000_000
+
+
+@pytest.mark.parametrize("beta2", [0.99, 0.999])
+def test_theory_warmups_agree_with_the_lr_scheduler_versions(beta2):
+    # radam.schedules holds the same schedules as LambdaLR callables (called with the number of completed steps).
+    from radam import schedules
+
+    t = np.arange(1, 3001)
+    for vectorised, callable_ in [
+        (theory.untuned_linear_warmup, schedules.untuned_linear_warmup),
+        (theory.untuned_exponential_warmup, schedules.untuned_exponential_warmup),
+    ]:
+        factor = callable_(beta2)
+        np.testing.assert_allclose(vectorised(t, beta2), [factor(s - 1) for s in t], rtol=1e-15)
+    # schedules.rectification_warmup is r_t itself, zeros included; theory.radam_warmup drops the delta - 1 non-adaptive
+    # steps (Ma and Yarats' "RAdam warmup"), so their effective warmup periods differ by exactly delta - 1.
+    n = 3000  # the identity holds for any common truncation
+    for threshold in (4.0, 5.0):
+        delta = int(theory.first_adaptive_step(beta2, threshold))
+        with_zeros = schedules.effective_warmup_period(schedules.rectification_warmup(beta2, threshold), n + delta - 1)
+        shifted = theory.effective_warmup_period(theory.radam_warmup, beta2, n_steps=n, threshold=threshold)
+        assert with_zeros == pytest.approx(shifted + delta - 1, rel=1e-12)
