@@ -70,7 +70,11 @@ def execute_notebook(path: Path, timeout: int = 600) -> None:
     nb = nbformat.read(path, as_version=4)
     nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name=KERNEL_NAME, resources={"metadata": {"path": str(path.parent)}}
+        nb,
+        timeout=timeout,
+        kernel_name=KERNEL_NAME,
+        resources={"metadata": {"path": str(path.parent)}},
+        coalesce_streams=True,  # one stdout output per cell, however the kernel chunked what was printed
     )
     client.execute()
     for cell in nb.cells:  # no timestamps or widget state in committed notebooks
