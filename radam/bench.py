@@ -39,18 +39,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+
+from radam.atomic import write_json_atomically
 
 __all__ = ["CASES", "IMPLEMENTATIONS", "copy_bandwidth", "gpt2_small_shapes", "main", "run", "write_json"]
 
@@ -352,17 +352,8 @@ def run(
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
-    """Write ``result`` to ``path`` atomically (a temporary file in the same folder, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(result, file, indent=1, sort_keys=False)
-            file.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write ``result`` to ``path`` atomically (:func:`radam.atomic.write_json_atomically`)."""
+    write_json_atomically(result, path)
 
 
 def default_filename(result: dict[str, Any]) -> str:

@@ -287,6 +287,28 @@ def _adaptive_lr(second_moment: torch.Tensor, bias_correction2: Any, eps: float,
     return (bias_correction2**0.5) / denominator
 
 
+def _rectified_update(
+    bias_corrected_exp_avg: torch.Tensor,
+    lr: Any,
+    second_moment: torch.Tensor,
+    bias_correction2: float,
+    eps: float,
+    rect: float,
+    differentiable: bool,
+) -> torch.Tensor:
+    r"""The rectified adaptive update :math:`\gamma\,\hat m_t\, l_t\, r_t`, multiplied left to right as torch does.
+
+    Outside autograd each product is taken in place on temporaries this step owns (:math:`\hat m_t` and the
+    denominator): the same operations on the same values as torch's out-of-place expression, so the same bits, without
+    allocating four more tensors the size of the parameter. (``a / d`` for a number ``a`` is ``d.reciprocal() * a`` in
+    torch, hence ``reciprocal_().mul_(a)``.)
+    """
+    if differentiable:  # autograd needs the intermediate values: no in-place products
+        return bias_corrected_exp_avg * lr * _adaptive_lr(second_moment, bias_correction2, eps, True) * rect
+    adaptive_lr = second_moment.sqrt().add_(eps).reciprocal_().mul_(bias_correction2**0.5)
+    return bias_corrected_exp_avg.mul_(lr).mul_(adaptive_lr).mul_(rect)
+
+
 def _step_factor(
     adaptive: torch.Tensor, rect: torch.Tensor, adaptive_lr: torch.Tensor, degenerate: str
 ) -> torch.Tensor:
@@ -371,11 +393,13 @@ def _single_tensor_radam(
         if capturable:  # no Python branch on a device value: torch.where picks f_t
             adaptive_lr = _adaptive_lr(second_moment, bias_correction2, eps, differentiable)
             param.add_(bias_corrected_exp_avg * lr * _step_factor(adaptive, rect, adaptive_lr, degenerate), alpha=-1.0)
+            del adaptive_lr
         elif adaptive:  # rectified adaptive step
-            adaptive_lr = _adaptive_lr(second_moment, bias_correction2, eps, differentiable)
-            param.add_(bias_corrected_exp_avg * lr * adaptive_lr * rect, alpha=-1.0)
+            update = _rectified_update(bias_corrected_exp_avg, lr, second_moment, bias_correction2, eps, rect,
+                                       differentiable)
+            param.add_(update, alpha=-1.0)
         elif degenerate == "sgd":  # SGD with bias-corrected momentum: no v_t, no eps
-            param.add_(bias_corrected_exp_avg * lr, alpha=-1.0)
+            param.add_(bias_corrected_exp_avg * lr if differentiable else bias_corrected_exp_avg.mul_(lr), alpha=-1.0)
         # else degenerate == "skip": theta is left unchanged
 
 

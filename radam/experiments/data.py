@@ -12,11 +12,9 @@ Downloads use ``urllib`` only, and only when the caller passes ``download=True``
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import sysconfig
 import tarfile
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
+
+from radam.atomic import atomic_open
 
 __all__ = [
     "TextCorpus",
@@ -117,16 +117,9 @@ def stdlib_corpus(max_bytes: int | None = None, directory: str | Path | None = N
 
 def _download(url: str, destination: Path) -> None:
     """Fetch ``url`` to ``destination`` through a temporary file in the same folder (no half-written files)."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=destination.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-        os.replace(tmp, destination)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(destination, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310
+        while chunk := response.read(1 << 20):
+            out.write(chunk)
 
 
 def shakespeare_corpus(root: str | Path, download: bool = False) -> TextCorpus:

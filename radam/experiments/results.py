@@ -23,12 +23,13 @@ import platform
 import shlex
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from radam.atomic import write_json_atomically
 
 __all__ = [
     "SCHEMA",
@@ -96,30 +97,6 @@ def provenance(device: torch.device, seeds: list[int], argv: list[str] | None = 
         "date": _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds"),
         "seeds": list(seeds),
     }
-
-
-def write_json_atomically(document: dict[str, Any], path: str | Path) -> Path:
-    """Write ``document`` as JSON to ``path`` via a temporary file and ``os.replace``: never a half-written file.
-
-    Non-finite floats are refused (JSON has none); the training loop stores them as ``null``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(document, indent=1, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make shipped result files private to their writer
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _fail(path: Path | str, problem: str) -> ResultsError:

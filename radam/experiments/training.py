@@ -22,8 +22,6 @@ counted apart. The JSON keeps these counts, never the raw tensors.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from radam.atomic import atomic_open
 from radam.experiments.configs import ExperimentConfig
 from radam.experiments.optimizers import build_optimizer, frozen_steps, schedule_factor
 from radam.experiments.tasks import Task
@@ -61,14 +60,8 @@ def _flat_params(model: nn.Module) -> Tensor:
 
 
 def _save_atomically(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as file:
+        torch.save(obj, file)
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
