@@ -44,7 +44,7 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
 
 
 def write_json_atomically(document: Any, path: str | Path) -> Path:
-    """Write ``document`` as indented JSON to ``path`` with :func:`atomic_open`; non-finite floats are refused."""
+    """Write ``document`` as indented JSON to ``path`` with :func:`radam.atomic.atomic_open`; non-finite floats are refused."""
     text = json.dumps(document, indent=1, allow_nan=False) + "\n"  # serialise first: a bad value writes nothing
     with atomic_open(path, "w") as file:
         file.write(text)
