@@ -1,18 +1,17 @@
 """radam: Rectified Adam (Liu et al., ICLR 2020), its theory, and the book that explains it.
 
-* :mod:`radam.theory` holds the paper's quantities (rho_t, the rectification term r_t, ...) as numpy functions.
-* :mod:`radam.book` holds the helpers the book's notebooks share (setup, plotting style, glue).
+* :class:`radam.RAdam` is the optimizer: ``torch.optim.RAdam`` with default arguments, every variant as an option;
+  :mod:`radam.functional` holds its step, :mod:`radam.fused` the Triton kernel (imported only when used).
+* :class:`radam.Adam2k` and :mod:`radam.schedules` are the paper's ablation and the warmup schedules it is compared with.
+* :mod:`radam.theory` holds the paper's quantities (rho_t, the rectification term r_t, the variance of psi, ...).
+* :mod:`radam.experiments` (``python -m radam.experiments``) and :mod:`radam.bench` (``python -m radam.bench``) are the
+  training comparisons and the step-time benchmarks; :mod:`radam.book` the helpers the notebooks share.
 """
 
-from radam import theory
+from radam import schedules, theory, variants
 from radam.optimizer import RAdam
+from radam.variants import Adam2k
 
 __version__ = "0.1.0"
 
-__all__ = ["theory", "__version__", "RAdam"]
-
-# Adam-2k (the paper's ablation), warmup schedules for LambdaLR; radam.experiments is imported on demand.
-from radam import schedules, variants  # noqa: E402
-from radam.variants import Adam2k  # noqa: E402
-
-__all__ += ["schedules", "variants", "Adam2k"]
+__all__ = ["RAdam", "Adam2k", "schedules", "theory", "variants", "__version__"]
