@@ -9,6 +9,7 @@ state can be saved and restored (so a resumed run sees the same batches), comput
 
 from __future__ import annotations
 
+import abc
 import pathlib
 from typing import Any
 
@@ -23,32 +24,39 @@ from radam.experiments.models import ResNet, TransformerLM
 __all__ = ["Task", "LanguageModelTask", "ImageTask", "make_task"]
 
 
-class Task:
-    """Interface shared by the tasks."""
+class Task(abc.ABC):
+    """What the training loop needs from a task; :class:`LanguageModelTask` and :class:`ImageTask` provide it."""
 
     config: ExperimentConfig
     device: torch.device
 
+    @abc.abstractmethod
     def make_model(self) -> nn.Module:
-        raise NotImplementedError
+        """A freshly initialised model on ``self.device`` (seeded by the caller)."""
 
+    @abc.abstractmethod
     def reset_sampler(self, seed: int) -> None:
-        raise NotImplementedError
+        """Restart the batch sampler for the run with this seed."""
 
+    @abc.abstractmethod
     def sampler_state(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The sampler's state, for a checkpoint."""
 
+    @abc.abstractmethod
     def load_sampler_state(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Restore a state saved by :meth:`sampler_state`, so a resumed run sees the same batches."""
 
+    @abc.abstractmethod
     def next_batch(self) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+        """The next training batch (inputs, targets) on ``self.device``."""
 
+    @abc.abstractmethod
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
-        raise NotImplementedError
+        """The training loss of ``model`` on ``batch``."""
 
+    @abc.abstractmethod
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        raise NotImplementedError
+        """Held-out metrics of ``model`` (validation loss, or test accuracy and loss)."""
 
 
 def _generator(seed: int) -> torch.Generator:
