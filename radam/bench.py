@@ -27,8 +27,9 @@ Timing: every implementation steps its own optimizer state over the same paramet
 ``--warmup`` steps (which also pass the switch to adaptive steps at step 6) the implementations take turns, one
 step each per round for ``--repeats`` rounds, so slow drifts of the machine hit them all alike. On a GPU a step is
 timed with CUDA events after a synchronisation, so host overhead counts; on a CPU with ``time.perf_counter``. The
-median is reported, with the 10th and 90th percentiles. The JSON written (atomically) records the device, the
-versions, the command, the commit and the date.
+median is reported, with the 10th and 90th percentiles, and the median time until the call returned
+(``host_median_ms``; on a GPU the host's share: when it equals the step time, Python, not the GPU, set the pace).
+The JSON written (atomically) records the device, the versions, the command, the commit and the date.
 
 The CPU mode (``--device cpu``) doubles as the check that ``radam.RAdam``'s default path is no slower than
 ``torch.optim.RAdam``'s on a 10M-parameter list: it prints the ratio of their medians, and the median of the
@@ -184,17 +185,26 @@ def _synchronize(device: torch.device) -> None:
 
 def time_step(step: Callable[[], Any], device: torch.device) -> float:
     """Milliseconds of one call of ``step``, host overhead included (CUDA events after a sync on a GPU)."""
+    return time_step_and_host(step, device)[0]
+
+
+def time_step_and_host(step: Callable[[], Any], device: torch.device) -> tuple[float, float]:
+    """Milliseconds of one call of ``step`` as :func:`time_step` measures it, and the host's share: the time until
+    ``step`` returned (on a GPU, when the work is queued, not done). Equal times mean the host was the limit."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
+        begin = time.perf_counter()
         step()
+        host = time.perf_counter() - begin
         end.record()
         end.synchronize()
-        return start.elapsed_time(end)
+        return start.elapsed_time(end), host * 1e3
     begin = time.perf_counter()
     step()
-    return (time.perf_counter() - begin) * 1e3
+    host = (time.perf_counter() - begin) * 1e3
+    return host, host
 
 
 def copy_bandwidth(device: torch.device, n_bytes: int = 1 << 30, repeats: int = 20) -> float:
@@ -240,14 +250,17 @@ def run_case(
             results[name] = {"error": f"{type(error).__name__}: {error}".splitlines()[0][:300]}
             steps.pop(name, None)
     times: dict[str, list[float]] = {name: [] for name in steps}
+    host_times: dict[str, list[float]] = {name: [] for name in steps}
     order = list(steps)
     for round_index in range(repeats):
         shift = round_index % max(len(order), 1)
         for name in order[shift:] + order[:shift]:
-            times[name].append(time_step(steps[name], device))
+            total, host = time_step_and_host(steps[name], device)
+            times[name].append(total)
+            host_times[name].append(host)
     for name in impls:
         if name in times:
-            results[name] = _summary(times[name])
+            results[name] = {**_summary(times[name]), "host_median_ms": statistics.median(host_times[name])}
     return {"n_params": n_params, "n_tensors": len(params), "results": results, "times_ms": times}
 
 
@@ -371,8 +384,8 @@ def format_table(result: dict[str, Any]) -> str:
                      f"floor {entry['floor_ms']:.3f} ms")
         for name, r in entry["results"].items():
             if "median_ms" in r:
-                lines.append(f"  {name:22s} {r['median_ms']:10.3f} ms  (p10 {r['p10_ms']:.3f}, p90 {r['p90_ms']:.3f})"
-                             f"  {r['median_ms'] / entry['floor_ms']:7.2f} x floor")
+                lines.append(f"  {name:22s} {r['median_ms']:10.3f} ms  (p10 {r['p10_ms']:.3f}, p90 {r['p90_ms']:.3f},"
+                             f" host {r['host_median_ms']:.3f})  {r['median_ms'] / entry['floor_ms']:7.2f} x floor")
             else:
                 lines.append(f"  {name:22s} skipped: {r['error']}")
         for name, ratio in entry["ratios"].items():

@@ -55,8 +55,10 @@ parameter's dtype where they are applied (see ``radam.RAdam``'s ``capturable`` f
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import numbers
+from types import ModuleType
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -572,22 +574,21 @@ def _multi_tensor_radam(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _load_fused() -> tuple[Callable[..., None], Callable[..., None]]:
+def load_fused() -> ModuleType:
     """Import ``radam.fused`` lazily; ``RuntimeError`` with a clear message when it cannot be used here."""
     try:
-        from radam.fused import check_fused_supported, fused_radam
+        fused = importlib.import_module("radam.fused")
     except ImportError as exc:  # no Triton, no CUDA build, or the module is missing
         raise RuntimeError(
             "fused=True needs a CUDA device and Triton; the fused RAdam kernel (radam.fused) could not be "
             f"imported here ({exc}). Use foreach=True or the default implementation instead."
         ) from exc
-    return check_fused_supported, fused_radam
+    return fused
 
 
 def check_fused(params: list[torch.Tensor]) -> None:
     """Raise ``RuntimeError`` unless the fused kernel can step these parameters (CUDA device, Triton installed)."""
-    check_fused_supported, _ = _load_fused()
-    check_fused_supported(params)
+    load_fused().check_fused_supported(params)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -656,8 +657,7 @@ def radam(
             raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
         if differentiable:
             raise RuntimeError("`fused` does not support `differentiable`")
-        check_fused_supported, fused_radam = _load_fused()
-        fused_radam(
+        load_fused().fused_radam(
             params,
             grads,
             exp_avgs,

@@ -86,11 +86,12 @@ stored. Complex parameters are updated as pairs of reals, as torch does.
 Host overhead
 -------------
 Building the plan costs several Python calls per tensor, which would dominate a step over thousands of small
-tensors. The plan is therefore cached: a step only checks, in one C++ call where torch offers it, that every tensor
-still has the address the plan was built for, and reuses the plan (no host-to-device copy) when they all do. When
-only the gradients moved (autograd frees and re-allocates them when ``zero_grad`` sets them to ``None``), only the
-plan's gradient row is rewritten. A plan used while a CUDA graph is being captured is kept alive for the life of
-the process, and never rewritten, because the graph reads it.
+tensors, so plans are kept. ``radam.RAdam`` keeps one per fused param group with the lists it was built for
+(:mod:`radam._fused_group`) and re-uses it while the group's options, parameters, their addresses and their state
+entries are unchanged (checked each step by a few whole-list operations that run in C), rewriting only the plan's gradient row when autograd has re-allocated the gradients. The functional
+:func:`fused_radam` keeps a few plans per list of tensors and re-uses one when every tensor still has the address
+it was built for. A plan that a CUDA graph has recorded is kept for the life of the process and never rewritten,
+because the graph reads it.
 
 Testing without a GPU
 ---------------------
@@ -103,6 +104,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -114,10 +116,14 @@ from torch import Tensor
 __all__ = [
     "BLOCK_SIZE",
     "PROGRAMS_PER_SM",
+    "build_plan",
     "check_fused_supported",
+    "check_step_options",
     "fused_radam",
     "interpreter_enabled",
+    "launch_plan",
     "log_q_series",
+    "point_at_gradients",
 ]
 
 BLOCK_SIZE = 1024
@@ -169,6 +175,7 @@ def check_fused_supported(params: Sequence[Tensor]) -> None:
             f"fused=True needs Triton, which cannot be imported ({problem}). Install it with `pip install triton` "
             "(it ships with torch on Linux CUDA builds), or use fused=False."
         )
+    devices = set()
     for index, param in enumerate(params):
         if not isinstance(param, Tensor):
             raise RuntimeError(f"fused=True: parameter {index} is a {type(param).__name__}, not a tensor")
@@ -179,7 +186,9 @@ def check_fused_supported(params: Sequence[Tensor]) -> None:
             )
         if param.is_sparse:
             raise RuntimeError(f"fused=True does not support sparse parameters (parameter {index})")
-        _check_device(param.device, f"parameter {index}")
+        if param.device not in devices:
+            _check_device(param.device, f"parameter {index}")
+            devices.add(param.device)
 
 
 def _check_device(device: torch.device, what: str) -> None:
@@ -247,6 +256,7 @@ class _Plan:
     launches: list[_Launch]
     indices: list[int]  # all positions in that order
     state_indices: list[int]  # the positions of everything but the gradients
+    block_size: int
     captured: bool = False
 
 
@@ -257,6 +267,7 @@ _KERNELS: dict[str, Any] = {}
 _SM_COUNTS: dict[torch.device, int] = {}
 _addresses_equal = getattr(torch._C, "_tensors_data_ptrs_at_indices_equal", None)
 GRAD_ROW = 1  # the gradients' row of the pointer table (radam._fused_kernel.GRAD)
+_DTYPE = operator.attrgetter("dtype")
 
 
 def _kernel(device: torch.device):
@@ -413,6 +424,7 @@ def _build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _P
         launches=launches,
         indices=list(range(len(flat))),
         state_indices=[i for i in range(len(flat)) if not n_grads[0] <= i < n_grads[1]],
+        block_size=block_size,
     )
 
 
@@ -443,24 +455,41 @@ def _same_state_addresses(flat: list[Tensor], plan: _Plan) -> bool:
     return all(flat[i].data_ptr() == plan.addresses[i] for i in plan.state_indices)
 
 
-def _refresh_gradients(plan: _Plan, params: list[Tensor], grads: list[Tensor]) -> None:
-    """Point a plan at new gradient tensors (freed and re-allocated by autograd between steps), in place."""
-    # torch refuses a .grad of another dtype or shape than its parameter; the layout is left to check
-    for i, (param, grad) in enumerate(zip(params, grads)):
-        if grad.stride() != param.stride() or grad.dtype != param.dtype:
-            raise RuntimeError(
-                f"fused_radam: grad {i} is {grad.dtype} with strides {grad.stride()}, its parameter "
-                f"{param.dtype} with strides {param.stride()}"
-            )
-    n = len(params)
+def point_at_gradients(
+    plan: _Plan, params: list[Tensor], grads: list[Tensor], addresses: list[int] | None = None
+) -> None:
+    """Point a plan at new gradient tensors (autograd frees and re-allocates them between steps), in place.
+
+    ``addresses`` are the gradients' ``data_ptr()`` when the caller has them already. ``RuntimeError`` when a
+    gradient's dtype or strides differ from its parameter's (torch refuses a ``.grad`` of another shape or dtype
+    on assignment, but not one of another layout), and when a CUDA graph is recording or has recorded the plan
+    (build a new one: a graph must read the plan it recorded, and a copy into it while recording would be
+    replayed from a host buffer nobody keeps).
+    """
+    if plan.captured or any(_capturing(launch.device) for launch in plan.launches):
+        raise RuntimeError(
+            "fused_radam: a plan that a CUDA graph records or has recorded cannot be pointed elsewhere"
+        )
+    if list(map(Tensor.stride, grads)) != list(map(Tensor.stride, params)) or list(
+        map(_DTYPE, grads)
+    ) != list(map(_DTYPE, params)):
+        for i, (param, grad) in enumerate(zip(params, grads)):
+            if grad.stride() != param.stride() or grad.dtype != param.dtype:
+                raise RuntimeError(
+                    f"fused_radam: grad {i} is {grad.dtype} with strides {grad.stride()}, its parameter "
+                    f"{param.dtype} with strides {param.stride()}"
+                )
+    if addresses is None:
+        addresses = list(map(Tensor.data_ptr, grads))
     for launch in plan.launches:
-        addresses = [grads[i].data_ptr() for i in launch.members]
-        row = torch.tensor(addresses, dtype=torch.int64)
+        row_addresses = [addresses[i] for i in launch.members]
+        row = torch.tensor(row_addresses, dtype=torch.int64)
         if launch.device.type == "cuda":
             row = row.pin_memory()
         launch.plan[GRAD_ROW * launch.n_tensors:(GRAD_ROW + 1) * launch.n_tensors].copy_(row, non_blocking=True)
-        launch.aligned = launch.aligned and all(address % 16 == 0 for address in addresses)
-    plan.addresses[n:2 * n] = [grad.data_ptr() for grad in grads]
+        launch.aligned = launch.aligned and all(address % 16 == 0 for address in row_addresses)
+    n = len(params)
+    plan.addresses[n:2 * n] = addresses
 
 
 def _find_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _Plan:
@@ -480,8 +509,8 @@ def _find_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _Pl
                     plans.insert(0, plans.pop(position))
                 return plan
         for position, plan in enumerate(plans):
-            if not plan.captured and _same_state_addresses(flat, plan):
-                _refresh_gradients(plan, lists[0], lists[1])
+            if not plan.captured and not _capturing(flat[0].device) and _same_state_addresses(flat, plan):
+                point_at_gradients(plan, lists[0], lists[1])
                 if position:
                     plans.insert(0, plans.pop(position))
                 return plan
@@ -536,6 +565,18 @@ def fused_radam(
     """
     if not params:
         return
+    check_step_options(degenerate=degenerate, threshold=threshold, rectifier=rectifier)
+    if amsgrad and len(max_exp_avg_sqs) != len(params):
+        raise ValueError("fused_radam: amsgrad needs one max_exp_avg_sq per parameter")
+    lists = [params, grads, exp_avgs, exp_avg_sqs, state_steps] + ([max_exp_avg_sqs] if amsgrad else [])
+    plan = _find_plan(lists, amsgrad, _block_size(block_size))
+    launch_plan(plan, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                decoupled_weight_decay=decoupled_weight_decay, degenerate=degenerate, threshold=threshold,
+                rectifier=rectifier, amsgrad=amsgrad, maximize=maximize, max_programs=max_programs)
+
+
+def check_step_options(*, degenerate: str, threshold: float, rectifier: str) -> None:
+    """``ValueError`` for an option value the kernel has no branch for (the optimizer checks these earlier)."""
     if degenerate not in ("sgd", "skip"):
         raise ValueError(f"degenerate must be 'sgd' or 'skip', got {degenerate!r}")
     if rectifier not in ("paper", "exact"):
@@ -546,14 +587,39 @@ def fused_radam(
             f"threshold must be at least {minimum:g} for the {rectifier!r} rectifier (its variance is infinite "
             f"below), got {threshold}"
         )
-    if amsgrad and len(max_exp_avg_sqs) != len(params):
-        raise ValueError("fused_radam: amsgrad needs one max_exp_avg_sq per parameter")
-    variance_inf = _variance_at_rho_inf(float(beta2), float(threshold)) if rectifier == "exact" else 1.0
-    lists = [params, grads, exp_avgs, exp_avg_sqs, state_steps] + ([max_exp_avg_sqs] if amsgrad else [])
+
+
+def _block_size(block_size: int | None) -> int:
     block_size = block_size or BLOCK_SIZE
     if block_size < 16 or block_size & (block_size - 1):
         raise ValueError(f"block_size must be a power of two of at least 16, got {block_size}")
-    plan = _find_plan(lists, amsgrad, block_size)
+    return block_size
+
+
+def build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int | None = None) -> _Plan:
+    """A new plan for ``lists`` (params, grads, exp_avgs, exp_avg_sqs, state_steps[, max_exp_avg_sqs]), after
+    checking every tensor (``RuntimeError`` naming the first inconsistent one). Nothing is cached here."""
+    return _build_plan(lists, amsgrad, _block_size(block_size))
+
+
+def launch_plan(
+    plan: _Plan,
+    *,
+    lr: float | Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    degenerate: str,
+    threshold: float,
+    rectifier: str,
+    amsgrad: bool,
+    maximize: bool,
+    max_programs: int | None = None,
+) -> None:
+    """Run the kernel once per launch of ``plan`` (the tensors it was built for, as they are now)."""
+    variance_inf = _variance_at_rho_inf(float(beta2), float(threshold)) if rectifier == "exact" else 1.0
     lr_is_tensor = isinstance(lr, Tensor)
     for launch in plan.launches:
         if _capturing(launch.device) and not plan.captured:
@@ -597,7 +663,7 @@ def fused_radam(
             EXACT=rectifier == "exact",
             LR_IS_TENSOR=lr_tensor is not launch.counter,
             ALIGNED=launch.aligned,
-            BLOCK=block_size,
+            BLOCK=plan.block_size,
             STEP_BLOCK=STEP_BLOCK,
             num_warps=NUM_WARPS,
             enable_fp_fusion=False,

@@ -16,11 +16,13 @@ from torch.optim.optimizer import (
     _use_grad_for_differentiable,
 )
 
+from radam._fused_group import FusedGroupStep
 from radam.functional import (
     _check_capturable_devices,
     _uses_foreach,
     check_fused,
     check_variant_options,
+    load_fused,
     radam,
 )
 
@@ -195,6 +197,7 @@ class RAdam(Optimizer):
             "rectifier": rectifier,
             "amsgrad": amsgrad,
         }
+        self._fused_steps: dict[int, FusedGroupStep] = {}  # what each fused group's last step found; see step()
         super().__init__(params, defaults)  # checks every group with add_param_group, fused included
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -220,6 +223,7 @@ class RAdam(Optimizer):
         """
         _check_state_layout(state.get("state", {}))
         super().__setstate__(state)
+        self._fused_steps: dict[int, FusedGroupStep] = {}  # what each fused group's last step found; see step()
         for group in self.param_groups:
             group.setdefault("foreach", None)
             group.setdefault("maximize", False)
@@ -293,18 +297,22 @@ class RAdam(Optimizer):
             state_steps.append(state["step"])
         return has_complex
 
-    def _validate_before_step(self) -> None:
+    def _validate_before_step(self, current: set[int] = frozenset()) -> None:
         """Every check that can fail, for every group, before any state or parameter is touched.
 
         Options may have changed since ``add_param_group`` (a group edited in place, ``load_state_dict``), so the
         group checks run again: variant options, tensor lr, ``fused`` (its availability included), ``foreach`` with
         ``differentiable``, sparse gradients, and the capturable device check of the path the group will take.
+        The groups in ``current`` are fused groups whose cached step is still valid (``FusedGroupStep.refresh``):
+        their parameters, gradients and options were checked when it was made, so only ``lr`` is checked again.
         """
-        for group in self.param_groups:
-            check_variant_options(*(group[key] for key in _VARIANT_KEYS))
+        for index, group in enumerate(self.param_groups):
             lr = group["lr"]
             if isinstance(lr, torch.Tensor) and lr.numel() != 1:
                 raise ValueError("Tensor lr must be 1-element")
+            if index in current:
+                continue
+            check_variant_options(*(group[key] for key in _VARIANT_KEYS))
             params = [p for p in group["params"] if p.grad is not None]
             for p in params:
                 if p.grad.is_sparse:
@@ -318,6 +326,15 @@ class RAdam(Optimizer):
             if group["capturable"] and not torch.compiler.is_compiling():
                 steps = [self.state[p]["step"] if len(self.state.get(p, {})) else p for p in params]
                 _check_capturable_devices(params, steps, xla=not foreach)  # torch: XLA for the for-loop path only
+
+    def _fused_step(self, group: dict[str, Any]) -> FusedGroupStep:
+        """Collect a fused group's lists (creating state lazily) and build the kernel's plan, checking every tensor."""
+        lists: list[list[torch.Tensor]] = [[] for _ in range(6)]
+        params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps = lists
+        self._init_group(group, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps)
+        kernel_lists = [params, grads, exp_avgs, exp_avg_sqs, state_steps] + ([max_exp_avg_sqs] if group["amsgrad"] else [])
+        plan = load_fused().build_plan(kernel_lists, group["amsgrad"])
+        return FusedGroupStep(group, self.state, kernel_lists, plan)
 
     @_use_grad_for_differentiable
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -333,9 +350,23 @@ class RAdam(Optimizer):
             with torch.enable_grad():
                 loss = closure()
 
-        self._validate_before_step()
+        # A fused group re-uses what its last step found when nothing it depends on changed (radam._fused_group);
+        # every other group, and every check, runs before any group is stepped.
+        fused_steps = self._fused_steps
+        current = {
+            index
+            for index, group in enumerate(self.param_groups)
+            if group["fused"] and index in fused_steps and fused_steps[index].refresh(group, self.state)
+        }
+        self._validate_before_step(current)
+        for index, group in enumerate(self.param_groups):
+            if group["fused"] and index not in current:
+                fused_steps[index] = self._fused_step(group)
 
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
+            if group["fused"]:
+                fused_steps[index].launch(group)
+                continue
             params_with_grad: list[torch.Tensor] = []
             grads: list[torch.Tensor] = []
             exp_avgs: list[torch.Tensor] = []

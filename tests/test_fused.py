@@ -6,6 +6,7 @@ CPU tensors, one program after another, with numpy. Those tests need Triton inst
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import subprocess
 import sys
@@ -310,6 +311,89 @@ def test_optimizer_fused_matches_optimizer_single_tensor(interpreter):
             [[q.detach() for q in single_params]] + [[single_opt.state[q][k] for q in single_params] for k in keys],
             rtol=1e-6,
         )
+
+
+def _reset_first_state(optimizer, params):
+    optimizer.state[params[0]] = {}
+
+
+def _replace_moment(optimizer, params):
+    optimizer.state[params[1]]["exp_avg"] = optimizer.state[params[1]]["exp_avg"] * 0.5
+
+
+def _replace_step_by_an_equal_one(optimizer, params):
+    optimizer.state[params[1]]["step"] = optimizer.state[params[1]]["step"].clone()
+
+
+def _move_a_parameter(optimizer, params):
+    params[0].data = params[0].data.clone()
+
+
+def _drop_a_gradient(optimizer, params):
+    params[1].grad = None
+
+
+def _change_an_option(optimizer, params):
+    optimizer.param_groups[0]["betas"] = (0.8, 0.99)
+
+
+def _reload_the_state(optimizer, params):
+    optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+
+
+EDITS = [_reset_first_state, _replace_moment, _replace_step_by_an_equal_one, _move_a_parameter, _drop_a_gradient,
+         _change_an_option, _reload_the_state]
+
+
+@needs_triton
+@pytest.mark.parametrize("edit", EDITS, ids=lambda edit: edit.__name__.strip("_"))
+def test_cached_fused_step_sees_every_edit_between_steps(interpreter, edit):
+    """The optimizer re-uses a fused group's lists and plan from step to step (radam._fused_group). Each edit a user
+    can make between steps -- state reset or replaced, a parameter moved, a gradient dropped, an option changed,
+    state reloaded -- is applied to a fused and a single-tensor optimizer alike, and they keep stepping alike."""
+    import radam
+
+    generator = torch.Generator().manual_seed(10)
+    shapes = [(5,), (4100,), (3, 7)]
+    initial = [torch.randn(s, generator=generator) for s in shapes]
+    runs = {}
+    for name, flags in {"fused": dict(fused=True), "single": dict(foreach=False)}.items():
+        params = [p.clone().requires_grad_() for p in initial]
+        runs[name] = params, radam.RAdam(params, lr=1e-2, amsgrad=True, **flags)
+    for step in range(8):
+        grads = [torch.randn(s, generator=generator) for s in shapes]
+        for params, optimizer in runs.values():
+            for p, g in zip(params, grads):
+                p.grad = g.clone()  # new gradient tensors every step, as zero_grad(set_to_none=True) leaves them
+            if step == 4:
+                edit(optimizer, params)
+            optimizer.step()
+        (fused_params, fused_opt), (single_params, single_opt) = runs.values()
+        for p, q in zip(fused_params, single_params):
+            torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-6, atol=1e-7)
+            assert set(fused_opt.state[p]) == set(single_opt.state[q])
+            for key in fused_opt.state[p]:
+                torch.testing.assert_close(fused_opt.state[p][key], single_opt.state[q][key], rtol=1e-6, atol=1e-9)
+    assert fused_opt._fused_steps[0].refresh(fused_opt.param_groups[0], fused_opt.state)  # cached again at the end
+
+
+@needs_triton
+def test_gradient_of_another_layout_is_refused_before_any_group_moves(interpreter):
+    """A gradient with other strides than its parameter's, in the second of two fused groups: the step raises,
+    naming it, and neither group's parameters nor state change."""
+    import radam
+
+    first, second = torch.randn(6, requires_grad=True), torch.randn(4, 4, requires_grad=True)
+    optimizer = radam.RAdam([{"params": [first]}, {"params": [second]}], lr=1e-2, fused=True)
+    first.grad, second.grad = torch.ones(6), torch.ones(4, 4)
+    optimizer.step()
+    before = copy.deepcopy([first.detach(), second.detach(), optimizer.state_dict()])
+    first.grad, second.grad = torch.ones(6), torch.ones(4, 4).t().contiguous().t()
+    with pytest.raises(RuntimeError, match="dense tensors with the same strides"):
+        optimizer.step()
+    after = [first.detach(), second.detach(), optimizer.state_dict()]
+    torch.testing.assert_close(after[:2], before[:2], rtol=0, atol=0)
+    assert [float(s["step"]) for s in after[2]["state"].values()] == [1.0, 1.0]
 
 
 @needs_triton

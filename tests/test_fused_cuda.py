@@ -108,6 +108,49 @@ def test_fused_step_under_cuda_graph_replay(name):
         assert_optimizers_agree(fused_params, fused_opt, single_params, single_opt)
 
 
+def test_optimizer_captured_with_gradients_that_moved_just_before():
+    """The optimizer's cached fused step, captured right after the gradients were re-allocated: the capture builds
+    a new plan instead of rewriting the cached one, and the graph replays correctly; an eager step with gradients
+    elsewhere afterwards leaves the graph's plan alone."""
+    lr = torch.tensor(OPTIONS["lr"], device="cuda")
+    fused_params, fused_opt, single_params, single_opt = optimizer_pair(CONFIGS["default"], capturable=True, lr=lr)
+    generator = torch.Generator(device="cuda").manual_seed(5)
+    for p, q in zip(fused_params, single_params):
+        g = torch.randn(p.shape, device="cuda", generator=generator)
+        p.grad, q.grad = g.clone(), g.clone()
+    fused_opt.step()
+    single_opt.step()
+    static_grads = [torch.zeros_like(p) for p in fused_params]  # new addresses, first seen inside the capture
+    for p, g in zip(fused_params, static_grads):
+        p.grad = g
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.stream(stream):
+        with torch.cuda.graph(graph):
+            fused_opt.step()
+    torch.cuda.current_stream().wait_stream(stream)
+    for _ in range(4):
+        for g, q in zip(static_grads, single_params):
+            g.copy_(torch.randn(g.shape, device="cuda", generator=generator))
+            q.grad = g.clone()
+        graph.replay()
+        single_opt.step()
+        assert_optimizers_agree(fused_params, fused_opt, single_params, single_opt)
+    for p, q in zip(fused_params, single_params):  # an eager step with gradients elsewhere
+        g = torch.randn(p.shape, device="cuda", generator=generator)
+        p.grad, q.grad = g.clone(), g.clone()
+    fused_opt.step()
+    single_opt.step()
+    assert_optimizers_agree(fused_params, fused_opt, single_params, single_opt)
+    for g, q in zip(static_grads, single_params):  # the graph still reads the gradients it was captured with
+        g.copy_(torch.randn(g.shape, device="cuda", generator=generator))
+        q.grad = g.clone()
+    graph.replay()
+    single_opt.step()
+    assert_optimizers_agree(fused_params, fused_opt, single_params, single_opt)
+
+
 def test_plan_built_during_capture():
     """Gradients first seen during capture: the plan is built and copied to the device inside the graph."""
     state = make_state([(100,), (5000,)], device="cuda")

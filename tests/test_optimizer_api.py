@@ -500,7 +500,8 @@ def test_fused_missing_module_message(monkeypatch):
 
 
 def _stub_fused_module(calls):
-    """A stand-in for radam.fused that honours its contract by calling the for-loop path."""
+    """A stand-in for radam.fused that honours its contract (check, build a plan, point it at new gradients, launch
+    it) by running the for-loop path on the plan's lists."""
     from radam.functional import _single_tensor_radam
 
     module = types.ModuleType("radam.fused")
@@ -508,18 +509,28 @@ def _stub_fused_module(calls):
     def check_fused_supported(params):
         calls.append(("check", len(params)))
 
-    def fused_radam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, **kwargs):
+    def build_plan(lists, amsgrad):
+        calls.append(("plan", len(lists[0])))
+        return types.SimpleNamespace(lists=lists, amsgrad=amsgrad, captured=False)
+
+    def point_at_gradients(plan, params, grads, addresses):
+        calls.append(("gradients", len(grads)))
+        plan.lists = [plan.lists[0], grads, *plan.lists[2:]]
+
+    def launch_plan(plan, **kwargs):
         calls.append(("step", sorted(kwargs)))
+        params, grads, exp_avgs, exp_avg_sqs, state_steps, *max_exp_avg_sqs = plan.lists
         # float32 maths for low-precision params (their moments are float32), written back afterwards
         masters = [p.detach().float() for p in params]
-        _single_tensor_radam(masters, [g.float() for g in grads], exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
-                             state_steps, differentiable=False, has_complex=False, **kwargs)
+        _single_tensor_radam(masters, [g.float() for g in grads], exp_avgs, exp_avg_sqs,
+                             max_exp_avg_sqs[0] if max_exp_avg_sqs else [], state_steps, differentiable=False,
+                             has_complex=False, capturable=False, **kwargs)
         with torch.no_grad():
             for p, m in zip(params, masters):
                 p.copy_(m)
 
-    module.check_fused_supported = check_fused_supported
-    module.fused_radam = fused_radam
+    for function in (check_fused_supported, build_plan, point_at_gradients, launch_plan):
+        setattr(module, function.__name__, function)
     return module
 
 
@@ -532,12 +543,26 @@ def test_fused_dispatch_contract_and_float32_state(monkeypatch):
     assert calls == [("check", 2)]
     a.grad, b.grad = torch.ones_like(a), torch.ones_like(b)
     opt.step()
-    assert calls[1:] == [("check", 2), ("step", sorted([  # checked again before the step, then dispatched
-        "lr", "beta1", "beta2", "eps", "weight_decay", "decoupled_weight_decay", "degenerate", "threshold",
-        "rectifier", "amsgrad", "maximize", "capturable"]))]
+    launch_arguments = sorted(["lr", "beta1", "beta2", "eps", "weight_decay", "decoupled_weight_decay", "degenerate",
+                               "threshold", "rectifier", "amsgrad", "maximize"])
+    # checked again before the first step, then a plan for the two parameters, then the launch
+    assert calls[1:] == [("check", 2), ("plan", 2), ("step", launch_arguments)]
     for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
         assert opt.state[a][key].dtype == torch.float32
     assert opt.state[a]["step"].dtype == torch.float32 and opt.state[a]["step"].device == a.device
+    # later steps re-use the plan: new gradients only re-point it; a changed option or parameter builds a new one
+    del calls[:]
+    opt.step()
+    a.grad, b.grad = torch.full_like(a, 2.0), torch.full_like(b, 2.0)
+    opt.step()
+    opt.param_groups[0]["weight_decay"] = 0.1
+    opt.step()
+    b.data = torch.zeros(2)
+    opt.step()
+    assert calls == [("step", launch_arguments), ("gradients", 2), ("step", launch_arguments),
+                     ("check", 2), ("plan", 2), ("step", launch_arguments),
+                     ("check", 2), ("plan", 2), ("step", launch_arguments)]
+    assert [float(opt.state[p]["step"]) for p in (a, b)] == [5.0, 5.0]
     # load_state_dict would cast the moments to bfloat16; the fused optimizer keeps them in float32
     sd = opt.state_dict()
     opt2 = RAdam([a, b], fused=True, amsgrad=True)

@@ -1,0 +1,130 @@
+r"""The host side of a fused param group's step, kept from one step to the next.
+
+A fused step is one kernel launch, but before it the optimizer must find every parameter's gradient and state and
+check that the kernel can use them. Done the way ``torch.optim`` does it -- a Python loop over the parameters,
+with a dozen attribute reads, dictionary look-ups and checks each -- that costs microseconds per parameter: for a
+model of thousands of small tensors, milliseconds, far more than the kernel itself needs on a GPU.
+
+:class:`FusedGroupStep` keeps what the last step of a group found: the parameters that had gradients, their state
+tensors and the kernel's plan (:func:`radam.fused.build_plan`, which checked every tensor). A later step re-uses
+it after confirming, with whole-list operations that run in C (``map`` over the list, one comparison of two
+lists), that nothing it relies on has changed:
+
+* the group's options (all but ``lr``, which the kernel reads at each launch) and the optimizer's ``state``
+  mapping (``load_state_dict`` replaces it);
+* the same parameters have gradients, and every parameter still has its address (``p.data = ...``, as
+  ``module.to(...)`` does after the optimizer was made, moves it);
+* every parameter's state holds the same tensor objects (a state entry replaced or deleted by hand is seen);
+* the gradients' addresses: when autograd has re-allocated them (``zero_grad(set_to_none=True)``, the default),
+  only the plan's gradient row is rewritten, after checking that their strides are their parameters'.
+
+Anything else -- a first step, a new parameter, a gradient that appeared or vanished, a sparse gradient -- takes
+the full path (``RAdam._init_group`` and a new plan, with every check). The one change not seen is the storage of a
+*state* tensor swapped in place (``state["exp_avg"].data = ...``, ``.set_()``): the step then keeps updating the
+original storage, which this object holds, so no memory is written after it is freed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from typing import Any, Mapping
+
+from torch import Tensor
+
+_GRAD = operator.attrgetter("grad")
+_DATA_PTR = Tensor.data_ptr
+_PER_STEP_OPTIONS = ("params", "lr")  # read afresh at every step, so not part of what a cached step depends on
+
+
+def _options(group: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in group.items() if key not in _PER_STEP_OPTIONS}
+
+
+class FusedGroupStep:
+    """The lists and the kernel plan of one fused param group, valid while :meth:`refresh` returns True."""
+
+    def __init__(
+        self,
+        group: dict[str, Any],
+        state: Mapping[Tensor, dict[str, Any]],
+        lists: list[list[Tensor]],
+        plan: Any,
+    ) -> None:
+        """``lists`` are params-with-grad, grads, exp_avgs, exp_avg_sqs, state_steps[, max_exp_avg_sqs], as
+        ``RAdam._init_group`` found them; ``plan`` the :func:`radam.fused.build_plan` for them."""
+        params, grads, *state_lists = lists
+        self.group = group
+        self.state = state
+        self.options = _options(group)
+        self.n_params = len(group["params"])
+        has_grad = [p.grad is not None for p in group["params"]]
+        self.has_grad = None if all(has_grad) else has_grad  # None: every parameter has a gradient
+        self.params = params
+        self.grads = grads
+        self.state_lists = state_lists
+        self.plan = plan
+        self.param_addresses = list(map(_DATA_PTR, params))
+        self.grad_addresses = list(map(_DATA_PTR, grads))
+        self.state_keys = operator.itemgetter(
+            "exp_avg", "exp_avg_sq", "step", *(["max_exp_avg_sq"] if group["amsgrad"] else [])
+        )
+        self.state_ids = self._state_ids(params)
+        # the storages the plan points at, so that none is freed while the plan may still be used
+        self.storages = [t.untyped_storage() for lst in (params, *state_lists) for t in lst]
+
+    def _state_ids(self, params: list[Tensor]) -> list[int]:
+        return list(map(id, itertools.chain.from_iterable(map(self.state_keys, map(self.state.get, params)))))
+
+    def refresh(self, group: dict[str, Any], state: Mapping[Tensor, dict[str, Any]]) -> bool:
+        """Whether the cached lists and plan still describe ``group``; if so, point them at the current gradients.
+
+        False means "take the full path"; nothing has been changed then.
+        """
+        if group is not self.group or state is not self.state or len(group["params"]) != self.n_params:
+            return False
+        if _options(group) != self.options:
+            return False
+        params, grads = group["params"], list(map(_GRAD, group["params"]))
+        if self.has_grad is not None:
+            if list(map(operator.is_not, grads, itertools.repeat(None))) != self.has_grad:
+                return False
+            params, grads = list(itertools.compress(params, self.has_grad)), list(itertools.compress(grads, self.has_grad))
+        try:
+            grad_addresses = list(map(_DATA_PTR, grads))  # TypeError: a gradient is None; RuntimeError: sparse
+            # a parameter moved (p.data = ...), or the group's list holds another tensor (it has no state: TypeError),
+            # or a state entry was replaced (other objects) or deleted (KeyError)
+            if list(map(_DATA_PTR, params)) != self.param_addresses or self._state_ids(params) != self.state_ids:
+                return False
+        except (TypeError, KeyError, RuntimeError):
+            return False
+        if grad_addresses != self.grad_addresses:
+            from radam.fused import point_at_gradients
+
+            try:
+                point_at_gradients(self.plan, self.params, grads, grad_addresses)
+            except RuntimeError:
+                return False  # a gradient of another layout (the full path names it), or a CUDA graph's plan
+            self.grad_addresses = grad_addresses
+        self.grads = grads
+        return True
+
+    def launch(self, group: dict[str, Any]) -> None:
+        """One fused step of the group with its current ``lr``."""
+        from radam.fused import launch_plan
+
+        beta1, beta2 = group["betas"]
+        launch_plan(
+            self.plan,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            degenerate=group["degenerate"],
+            threshold=group["threshold"],
+            rectifier=group["rectifier"],
+            amsgrad=group["amsgrad"],
+            maximize=group["maximize"],
+        )
