@@ -156,6 +156,33 @@ def test_resume_after_sigkill_of_a_subprocess(tmp_path):
     assert _metrics(resumed) == _metrics(reference)
 
 
+def test_worker_processes_give_the_same_results_and_resume(tmp_path):
+    """jobs=2: the runs are shared out to two processes; the metrics are those of one process, and a finished run
+    found in the checkpoint folder is kept, not run again."""
+    config = _small("lr-robustness", ("sgd", "radam"))
+    reference = load_results(run_experiment(config, output=tmp_path / "reference.json", progress=False))
+    output = tmp_path / "parallel.json"
+    folder = output.with_name(output.name + ".checkpoints")
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config.to_dict()))
+    first = reference["runs"][0]
+    planted = {**first, "metrics": {**first["metrics"], "final_test_accuracy": 0.123}}  # recognisable if kept
+    (folder / f"{first['optimizer']}__lr{first['lr']:g}__seed{first['seed']}.json").write_text(json.dumps(planted))
+    parallel = load_results(run_experiment(config, output=output, progress=False, jobs=2))
+    assert parallel["runs"][0]["metrics"]["final_test_accuracy"] == 0.123
+    assert _metrics(parallel)[1:] == _metrics(reference)[1:]
+    assert not folder.exists()
+
+
+def test_a_failing_run_in_a_worker_is_reported_naming_it(tmp_path):
+    config = _small("lr-robustness", ("sgd",))
+    broken = config.replace(optimizers=(config.optimizers[0].__class__("sgd", "sgd", {"nesterov_typo": True}),))
+    with pytest.raises(RuntimeError, match=r"run sgd__lr[0-9.]+__seed0 failed in a worker process"):
+        run_experiment(broken, output=tmp_path / "r.json", progress=False, jobs=2)
+    with pytest.raises(ValueError, match="jobs must be a positive integer"):
+        run_experiment(config, output=tmp_path / "r.json", progress=False, jobs=0)
+
+
 def test_checkpoint_folder_of_another_config_is_refused(tmp_path):
     config = _small("lr-robustness", ("sgd",))
     output = tmp_path / "r.json"

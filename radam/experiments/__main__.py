@@ -2,8 +2,9 @@
 
 * ``list`` names the experiments, what each shows and how many runs each size has.
 * ``run NAME [--full]`` runs one experiment (``--full`` is the GPU size) and writes ``results/NAME-SIZE.json``;
-  killed and started again, it resumes where it stopped. ``--write-cache`` writes the package's cached copy
-  ``radam/data/NAME[-full].json`` instead, which the book's notebooks load.
+  killed and started again, it resumes where it stopped; ``--jobs N`` shares the runs out to N processes.
+  ``--write-cache`` writes the package's cached copy ``radam/data/NAME[-full].json`` instead, which the book's
+  notebooks load.
 * ``show FILE|NAME`` validates a result file (or the cached result of an experiment) and prints its provenance and
   a mean +- std table over seeds.
 """
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--write-cache", action="store_true", help="write the package's cached copy in radam/data/")
     run.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     run.add_argument("--threads", type=int, help="CPU threads for torch")
+    run.add_argument("--jobs", type=int, default=1, help="worker processes sharing the runs out (default 1)")
     run.add_argument("--data", choices=["stdlib", "shakespeare", "digits", "cifar10"], help="swap the dataset")
     run.add_argument("--data-root", type=Path, help="folder of the opt-in datasets")
     run.add_argument("--download", action="store_true", help="allow downloading an opt-in dataset")
@@ -69,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         output = cache_path(args.name, size) if args.write_cache else args.output
         path = run_experiment(
             args.name, size, output=output, device=args.device, data_source=args.data, data_root=args.data_root,
-            download=args.download, force=args.force, progress=not args.no_progress, argv=argv,
+            download=args.download, force=args.force, progress=not args.no_progress, argv=argv, jobs=args.jobs,
         )
         print(f"results: {path}")
         print(_format_table(load_results(path)))

@@ -4,7 +4,9 @@ Layout beside the result file ``OUT.json``: a folder ``OUT.json.checkpoints/`` h
 configuration the folder belongs to), ``RUN.pt`` (the latest checkpoint of an unfinished run) and ``RUN.json`` (the
 metrics of a finished run). A second invocation with the same configuration skips finished runs and resumes the
 unfinished one from its checkpoint, so a run killed at any point ends with the same metrics as one never
-interrupted. Each run's record keeps its wall time (``seconds``, of the session that finished it) and the git commit
+interrupted. With ``jobs > 1`` the runs are shared out to that many worker processes on the same device (small
+models leave a GPU mostly idle, waiting for Python; several processes fill it); every run seeds itself, so its
+numbers do not depend on which process ran it or in what order. Each run's record keeps its wall time (``seconds``, of the session that finished it) and the git commit
 of the code that computed it; the provenance's commit is that of the session that started last, its date that of
 the end. Once every run is done the result file is written atomically and the folder is removed.
 
@@ -17,9 +19,12 @@ from __future__ import annotations
 
 import datetime as _datetime
 import json
+import multiprocessing
+import os
 import shutil
 import time
 from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +81,78 @@ def _check_folder(folder: Path, config: dict[str, Any]) -> None:
         write_json_atomically(config, marker)
 
 
+def _prepare_device(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def _run_and_record(
+    config: ExperimentConfig,
+    key: tuple[str, float, int],
+    task: Any,
+    device: torch.device,
+    folder: Path,
+    git_commit: str | None,
+    step_callback: StepCallback | None = None,
+    progress: Any = None,
+) -> None:
+    """Train one run (resuming its checkpoint if there is one) and write its record ``RUN.json`` atomically."""
+    label, lr, seed = key
+    rid = run_id(label, lr, seed)
+    started = time.perf_counter()
+    metrics = train_run(
+        config, label, lr, seed, task, device, checkpoint=folder / f"{rid}.pt", step_callback=step_callback,
+        progress=progress, run_id=rid,
+    )
+    record = {"optimizer": label, "lr": lr, "seed": seed, "metrics": metrics,
+              "seconds": round(time.perf_counter() - started, 3), "git_commit": git_commit}
+    write_json_atomically(record, folder / f"{rid}.json")
+    (folder / f"{rid}.pt").unlink(missing_ok=True)
+
+
+_WORKER: dict[str, Any] = {}  # in a worker process: the experiment's config, task and device
+
+
+def _start_worker(config: ExperimentConfig, device: str, data_root: Path | None, download: bool, threads: int) -> None:
+    torch_device = torch.device(device)
+    if torch_device.type == "cpu":
+        torch.set_num_threads(threads)
+    _prepare_device(torch_device)
+    task = make_task(config, torch_device, data_root=data_root, download=download)
+    _WORKER.update(config=config, task=task, device=torch_device)
+
+
+def _run_in_worker(key: tuple[str, float, int], folder: Path, git_commit: str | None) -> tuple[str, float, int]:
+    _run_and_record(_WORKER["config"], key, _WORKER["task"], _WORKER["device"], folder, git_commit)
+    return key
+
+
+def _run_in_workers(
+    config: ExperimentConfig, pending: list[tuple[str, float, int]], jobs: int, device: torch.device,
+    folder: Path, git_commit: str | None, data_root: Path | None, download: bool, bar: Any,
+) -> None:
+    """Run ``pending`` in ``jobs`` fresh processes ("spawn": CUDA cannot be forked). After a failure no further run
+    starts; the runs already under way finish (and are kept for a resume), then the failure is raised."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                             initargs=(config, str(device), data_root, download, threads)) as pool:
+        futures = {pool.submit(_run_in_worker, key, folder, git_commit): key for key in pending}
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, return_when=FIRST_EXCEPTION)
+            for future in done:
+                error = future.exception()
+                if error is not None:
+                    pool.shutdown(cancel_futures=True)
+                    label, lr, seed = futures[future]
+                    raise RuntimeError(f"run {run_id(label, lr, seed)} failed in a worker process: {error!r}") from error
+                label, _, _ = future.result()
+                bar.update(config.steps + frozen_steps(config.optimizer(label)))
+
+
 def run_experiment(
     name: str | ExperimentConfig,
     size: str = "default",
@@ -88,14 +165,20 @@ def run_experiment(
     progress: bool = True,
     step_callback: StepCallback | None = None,
     argv: Sequence[str] | None = None,
+    jobs: int = 1,
 ) -> Path:
     """Run experiment ``name`` at ``size`` and return the path of its (validated) result file.
 
     ``name`` may also be an :class:`~radam.experiments.configs.ExperimentConfig` (e.g. a modified one). ``data_source`` swaps the dataset
     (``"shakespeare"`` for the language-model experiments, ``"cifar10"`` for ``lr-robustness``; both read from
     ``data_root`` and are downloaded only with ``download=True``). An existing complete result file for the same
-    configuration is returned as is unless ``force``.
+    configuration is returned as is unless ``force``. ``jobs`` worker processes share the runs out (``jobs=1``:
+    all in this process, the only mode that calls ``step_callback``).
     """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    if jobs > 1 and step_callback is not None:
+        raise ValueError("step_callback is called only when the runs share this process (jobs=1)")
     config = get_config(name, size) if isinstance(name, str) else name
     if data_source is not None:
         config = config.replace(data={**config.data, "source": data_source})
@@ -112,40 +195,30 @@ def run_experiment(
     _check_folder(folder, config_dict)
 
     torch_device = resolve_device(device)
-    if torch_device.type == "cuda":
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    _prepare_device(torch_device)
     # The code version is taken now, before any run: the commit that computes the runs, not whatever is checked out
     # when they end. Each run's record also keeps it (a resumed experiment may span several sessions).
     prov = provenance(torch_device, list(config.seeds), list(argv) if argv is not None else None)
-    task = make_task(config, torch_device, data_root=data_root, download=download)
     keys = config.run_keys()
+    done = {key for key in keys if (folder / f"{run_id(*key)}.json").exists()}
+    pending = [key for key in keys if key not in done]
     total = sum(config.steps + frozen_steps(config.optimizer(label)) for label, _, _ in keys)
     bar = tqdm(total=total, desc=config.name, unit="step", disable=not progress, dynamic_ncols=True)
-    runs = []
+    bar.update(sum(config.steps + frozen_steps(config.optimizer(label)) for label, _, _ in done))
+    root = Path(data_root) if data_root is not None else None
     try:
-        for label, lr, seed in keys:
-            rid = run_id(label, lr, seed)
-            done = folder / f"{rid}.json"
-            steps = config.steps + frozen_steps(config.optimizer(label))
-            if done.exists():
-                record = json.loads(done.read_text(encoding="utf-8"))
-                bar.update(steps)
-            else:
-                bar.set_postfix_str(rid)
-                started = time.perf_counter()
-                metrics = train_run(
-                    config, label, lr, seed, task, torch_device, checkpoint=folder / f"{rid}.pt",
-                    step_callback=step_callback, progress=bar.update, run_id=rid,
-                )
-                record = {"optimizer": label, "lr": lr, "seed": seed, "metrics": metrics,
-                          "seconds": round(time.perf_counter() - started, 3), "git_commit": prov["git_commit"]}
-                write_json_atomically(record, done)
-                (folder / f"{rid}.pt").unlink(missing_ok=True)
-            runs.append(record)
+        if jobs > 1 and len(pending) > 1:
+            _run_in_workers(config, pending, min(jobs, len(pending)), torch_device, folder, prov["git_commit"],
+                            root, download, bar)
+        elif pending:
+            task = make_task(config, torch_device, data_root=root, download=download)
+            for key in pending:
+                bar.set_postfix_str(run_id(*key))
+                _run_and_record(config, key, task, torch_device, folder, prov["git_commit"], step_callback,
+                                bar.update)
     finally:
         bar.close()
+    runs = [json.loads((folder / f"{run_id(*key)}.json").read_text(encoding="utf-8")) for key in keys]
 
     document = {
         "schema": SCHEMA,
