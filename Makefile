@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: env test unit-tests notebook-tests book notebooks repository-url clean
+.PHONY: env test unit-tests notebook-tests book notebooks repository-url clean gpu-tests gpu-bench gpu-experiments
 
 env: $(INSTALLED)
 
@@ -39,3 +39,22 @@ clean:
 ## After changing repository.url in _config.yml (a fork): rewrite every notebook's Colab install cell to match.
 repository-url: $(INSTALLED)
 	$(PY) -m radam.book_tools sync-repository-url
+
+## On a machine with a CUDA GPU, with the python3 and torch it has (no .venv, nothing installed, no network): the
+## tests that need the GPU, the benchmark (JSON into radam/data/bench/) and the full-size experiments
+## (radam/data/NAME-full.json), each resumable. Commit what they write, then `make notebooks`.
+GPU_PYTHON ?= python3
+GPU_JOBS ?= 8
+GPU_RUN := PYTHONPATH=$(CURDIR) PYTHONUNBUFFERED=1 $(GPU_PYTHON)
+
+gpu-tests:
+	$(GPU_RUN) -m pytest -q -rs tests/test_fused_cuda.py tests/test_optimizer_cuda.py tests/test_fused.py \
+		tests/test_fused_reference.py tests/test_bench.py
+
+gpu-bench:
+	$(GPU_RUN) -m radam.bench --device cuda --out-dir radam/data/bench
+
+gpu-experiments:
+	for name in transformer-warmup gradient-histograms lr-robustness; do \
+		$(GPU_RUN) -m radam.experiments run $$name --full --write-cache --jobs $(GPU_JOBS) --no-progress || exit 1; \
+	done
