@@ -2,6 +2,7 @@
 to identical metrics, corrupt result files are rejected with an error naming the file, and nothing uses the network."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -170,6 +171,9 @@ def test_worker_processes_give_the_same_results_and_resume(tmp_path):
     (folder / f"{first['optimizer']}__lr{first['lr']:g}__seed{first['seed']}.json").write_text(json.dumps(planted))
     parallel = load_results(run_experiment(config, output=output, progress=False, jobs=2))
     assert parallel["runs"][0]["metrics"]["final_test_accuracy"] == 0.123
+    cores = os.cpu_count()
+    threads = f"{max(1, cores // 2)} threads in each of 2 processes, {cores} cores visible"
+    assert parallel["provenance"]["device"].endswith(threads)
     assert _metrics(parallel)[1:] == _metrics(reference)[1:]
     assert not folder.exists()
 

@@ -57,12 +57,15 @@ class ResultsError(ValueError):
     """A result file cannot be used: not JSON, truncated, an old schema, or missing fields."""
 
 
-def device_name(device: torch.device) -> str:
-    """A readable name: the GPU model for CUDA, the processor and thread count for the CPU."""
+def device_name(device: torch.device, threads: int | None = None, processes: int = 1) -> str:
+    """A readable name: the GPU model for CUDA; for the CPU the processor and how many threads computed (``threads``
+    in each of ``processes`` worker processes; by default this process's torch threads)."""
     if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
+        return f"cuda: {torch.cuda.get_device_name(device)}" + (f", {processes} processes" if processes > 1 else "")
     processor = platform.processor() or platform.machine() or "unknown processor"
-    return f"cpu: {processor}, {torch.get_num_threads()} threads, {os.cpu_count()} cores visible"
+    threads = torch.get_num_threads() if threads is None else threads
+    workers = f" in each of {processes} processes" if processes > 1 else ""
+    return f"cpu: {processor}, {threads} threads{workers}, {os.cpu_count()} cores visible"
 
 
 def _git_commit() -> str:
@@ -81,8 +84,12 @@ def _git_commit() -> str:
     return commit + ("+uncommitted-changes" if dirty else "")
 
 
-def provenance(device: torch.device, seeds: list[int], argv: list[str] | None = None) -> dict[str, Any]:
-    """Where a result came from: command, code version, device, library versions, UTC date, seeds."""
+def provenance(
+    device: torch.device, seeds: list[int], argv: list[str] | None = None, threads: int | None = None,
+    processes: int = 1,
+) -> dict[str, Any]:
+    """Where a result came from: command, code version, device (:func:`device_name`), library versions, UTC date,
+    seeds."""
     from radam import __version__
 
     argv = sys.argv if argv is None else argv
@@ -90,7 +97,7 @@ def provenance(device: torch.device, seeds: list[int], argv: list[str] | None = 
         "command": "python -m radam.experiments " + shlex.join(argv[1:]) if argv else "",
         "package_version": __version__,
         "git_commit": _git_commit(),
-        "device": device_name(device),
+        "device": device_name(device, threads, processes),
         "torch_version": torch.__version__,
         "numpy_version": np.__version__,
         "python_version": platform.python_version(),

@@ -129,13 +129,18 @@ def _run_in_worker(key: tuple[str, float, int], folder: Path, git_commit: str | 
     return key
 
 
+def _worker_threads(jobs: int) -> int:
+    """torch threads of each of ``jobs`` CPU workers: the cores shared out evenly."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
 def _run_in_workers(
     config: ExperimentConfig, pending: list[tuple[str, float, int]], jobs: int, device: torch.device,
     folder: Path, git_commit: str | None, data_root: Path | None, download: bool, bar: Any,
 ) -> None:
     """Run ``pending`` in ``jobs`` fresh processes ("spawn": CUDA cannot be forked). After a failure no further run
     starts; the runs already under way finish (and are kept for a resume), then the failure is raised."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = _worker_threads(jobs)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
                              initargs=(config, str(device), data_root, download, threads)) as pool:
@@ -198,18 +203,19 @@ def run_experiment(
     _prepare_device(torch_device)
     # The code version is taken now, before any run: the commit that computes the runs, not whatever is checked out
     # when they end. Each run's record also keeps it (a resumed experiment may span several sessions).
-    prov = provenance(torch_device, list(config.seeds), list(argv) if argv is not None else None)
     keys = config.run_keys()
     done = {key for key in keys if (folder / f"{run_id(*key)}.json").exists()}
     pending = [key for key in keys if key not in done]
+    processes = min(jobs, len(pending)) if len(pending) > 1 else 1
+    threads = _worker_threads(processes) if processes > 1 else None
+    prov = provenance(torch_device, list(config.seeds), list(argv) if argv is not None else None, threads, processes)
     total = sum(config.steps + frozen_steps(config.optimizer(label)) for label, _, _ in keys)
     bar = tqdm(total=total, desc=config.name, unit="step", disable=not progress, dynamic_ncols=True)
     bar.update(sum(config.steps + frozen_steps(config.optimizer(label)) for label, _, _ in done))
     root = Path(data_root) if data_root is not None else None
     try:
-        if jobs > 1 and len(pending) > 1:
-            _run_in_workers(config, pending, min(jobs, len(pending)), torch_device, folder, prov["git_commit"],
-                            root, download, bar)
+        if processes > 1:
+            _run_in_workers(config, pending, processes, torch_device, folder, prov["git_commit"], root, download, bar)
         elif pending:
             task = make_task(config, torch_device, data_root=root, download=download)
             for key in pending:
