@@ -89,7 +89,8 @@ class FusedGroupStep:
         if self.has_grad is not None:
             if list(map(operator.is_not, grads, itertools.repeat(None))) != self.has_grad:
                 return False
-            params, grads = list(itertools.compress(params, self.has_grad)), list(itertools.compress(grads, self.has_grad))
+            params = list(itertools.compress(params, self.has_grad))
+            grads = list(itertools.compress(grads, self.has_grad))
         try:
             grad_addresses = list(map(_DATA_PTR, grads))  # TypeError: a gradient is None; RuntimeError: sparse
             # a parameter moved (p.data = ...), or the group's list holds another tensor (it has no state: TypeError),

@@ -332,7 +332,9 @@ class RAdam(Optimizer):
         lists: list[list[torch.Tensor]] = [[] for _ in range(6)]
         params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps = lists
         self._init_group(group, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps)
-        kernel_lists = [params, grads, exp_avgs, exp_avg_sqs, state_steps] + ([max_exp_avg_sqs] if group["amsgrad"] else [])
+        kernel_lists = [params, grads, exp_avgs, exp_avg_sqs, state_steps]
+        if group["amsgrad"]:
+            kernel_lists.append(max_exp_avg_sqs)
         plan = load_fused().build_plan(kernel_lists, group["amsgrad"])
         return FusedGroupStep(group, self.state, kernel_lists, plan)
 

@@ -6,9 +6,10 @@ metrics of a finished run). A second invocation with the same configuration skip
 unfinished one from its checkpoint, so a run killed at any point ends with the same metrics as one never
 interrupted. With ``jobs > 1`` the runs are shared out to that many worker processes on the same device (small
 models leave a GPU mostly idle, waiting for Python; several processes fill it); every run seeds itself, so its
-numbers do not depend on which process ran it or in what order. Each run's record keeps its wall time (``seconds``, of the session that finished it) and the git commit
-of the code that computed it; the provenance's commit is that of the session that started last, its date that of
-the end. Once every run is done the result file is written atomically and the folder is removed.
+numbers do not depend on which process ran it or in what order. Each run's record keeps its wall time
+(``seconds``, of the session that finished it) and the git commit of the code that computed it; the provenance's
+commit is that of the session that started last, its date that of the end. Once every run is done the result file
+is written atomically and the folder is removed.
 
 On a CPU a resumed run is bit-identical to an uninterrupted one (the tests check it). On a GPU the runner enables
 TF32 matrix products and does not force deterministic kernels, so two runs, resumed or not, may differ in the last
@@ -153,7 +154,8 @@ def _run_in_workers(
                 if error is not None:
                     pool.shutdown(cancel_futures=True)
                     label, lr, seed = futures[future]
-                    raise RuntimeError(f"run {run_id(label, lr, seed)} failed in a worker process: {error!r}") from error
+                    failed = run_id(label, lr, seed)
+                    raise RuntimeError(f"run {failed} failed in a worker process: {error!r}") from error
                 label, _, _ = future.result()
                 bar.update(config.steps + frozen_steps(config.optimizer(label)))
 
