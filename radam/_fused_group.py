@@ -5,23 +5,28 @@ check that the kernel can use them. Done the way ``torch.optim`` does it -- a Py
 with a dozen attribute reads, dictionary look-ups and checks each -- that costs microseconds per parameter: for a
 model of thousands of small tensors, milliseconds, far more than the kernel itself needs on a GPU.
 
-:class:`FusedGroupStep` keeps what the last step of a group found: the parameters that had gradients, their state
+:class:`FusedGroupStep` keeps what a group's last full step found: the parameters that had gradients, their state
 tensors and the kernel's plan (:func:`radam.fused.build_plan`, which checked every tensor). A later step re-uses
-it after confirming, with whole-list operations that run in C (``map`` over the list, one comparison of two
-lists), that nothing it relies on has changed:
+it after confirming, with whole-list operations that run in C (``map`` over a list, one comparison of two lists),
+that nothing the plan relies on has changed:
 
-* the group's options (all but ``lr``, which the kernel reads at each launch) and the optimizer's ``state``
-  mapping (``load_state_dict`` replaces it);
-* the same parameters have gradients, and every parameter still has its address (``p.data = ...``, as
-  ``module.to(...)`` does after the optimizer was made, moves it);
-* every parameter's state holds the same tensor objects (a state entry replaced or deleted by hand is seen);
+* the options that shape the lists and the plan (``amsgrad``, ``fused``, ``foreach``, ``differentiable``; every
+  other option is read afresh at each launch, so a scheduler may change ``lr`` or ``betas`` every step) and the
+  optimizer's ``state`` mapping (``load_state_dict`` replaces it);
+* the same parameters have gradients; every parameter keeps its address, its number of elements and whether it is
+  contiguous, and every gradient whether it is contiguous (with the strides compared for the few that are not):
+  so ``p.data = ...`` (as ``module.to(...)`` does after the optimizer was made), a reshaped or sliced parameter and
+  a transposed gradient are all seen;
+* every parameter's state holds the same tensor objects (an entry replaced or deleted by hand is seen);
 * the gradients' addresses: when autograd has re-allocated them (``zero_grad(set_to_none=True)``, the default),
-  only the plan's gradient row is rewritten, after checking that their strides are their parameters'.
+  only the plan's gradient row is rewritten.
 
 Anything else -- a first step, a new parameter, a gradient that appeared or vanished, a sparse gradient -- takes
-the full path (``RAdam._init_group`` and a new plan, with every check). The one change not seen is the storage of a
-*state* tensor swapped in place (``state["exp_avg"].data = ...``, ``.set_()``): the step then keeps updating the
-original storage, which this object holds, so no memory is written after it is freed.
+the full path (``RAdam._init_group`` and a new plan, with every check). Not seen: a change of dtype that keeps the
+element size and the address (``p.data = p.data.view(torch.int32)``), and the storage of a *state* tensor swapped
+in place (``state["exp_avg"].data = ...``, ``.set_()``); in the second case the step keeps updating the original
+storage, which this object holds, so no memory is written after it is freed. Gradients are not held: once
+``zero_grad`` drops them, they are freed.
 """
 
 from __future__ import annotations
@@ -34,11 +39,10 @@ from torch import Tensor
 
 _GRAD = operator.attrgetter("grad")
 _DATA_PTR = Tensor.data_ptr
-_PER_STEP_OPTIONS = ("params", "lr")  # read afresh at every step, so not part of what a cached step depends on
-
-
-def _options(group: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in group.items() if key not in _PER_STEP_OPTIONS}
+_NUMEL = Tensor.numel
+_IS_CONTIGUOUS = Tensor.is_contiguous
+_PLAN_OPTIONS = operator.itemgetter("amsgrad", "fused", "foreach", "differentiable")
+"""The options the lists and the plan depend on; the others are read at every launch."""
 
 
 class FusedGroupStep:
@@ -56,34 +60,38 @@ class FusedGroupStep:
         params, grads, *state_lists = lists
         self.group = group
         self.state = state
-        self.options = _options(group)
+        self.options = _PLAN_OPTIONS(group)
         self.n_params = len(group["params"])
         has_grad = [p.grad is not None for p in group["params"]]
         self.has_grad = None if all(has_grad) else has_grad  # None: every parameter has a gradient
         self.params = params
-        self.grads = grads
-        self.state_lists = state_lists
         self.plan = plan
         self.param_addresses = list(map(_DATA_PTR, params))
+        self.param_numels = list(map(_NUMEL, params))
+        self.param_contiguous = list(map(_IS_CONTIGUOUS, params))
         self.grad_addresses = list(map(_DATA_PTR, grads))
+        self.grad_contiguous = list(map(_IS_CONTIGUOUS, grads))
+        # where a parameter or its gradient is not contiguous, its strides are compared at every step
+        self.strided = [
+            (i, params[i].stride()) for i, (p, g) in enumerate(zip(self.param_contiguous, self.grad_contiguous))
+            if not (p and g)
+        ]
         self.state_keys = operator.itemgetter(
             "exp_avg", "exp_avg_sq", "step", *(["max_exp_avg_sq"] if group["amsgrad"] else [])
         )
         self.state_ids = self._state_ids(params)
-        # the storages the plan points at, so that none is freed while the plan may still be used
+        # the storages the plan points at (gradients aside), so that none is freed while the plan may still be used
         self.storages = [t.untyped_storage() for lst in (params, *state_lists) for t in lst]
 
     def _state_ids(self, params: list[Tensor]) -> list[int]:
         return list(map(id, itertools.chain.from_iterable(map(self.state_keys, map(self.state.get, params)))))
 
     def refresh(self, group: dict[str, Any], state: Mapping[Tensor, dict[str, Any]]) -> bool:
-        """Whether the cached lists and plan still describe ``group``; if so, point them at the current gradients.
-
-        False means "take the full path"; nothing has been changed then.
-        """
+        """Whether the cached lists and plan still describe ``group``; if so, point the plan at the current
+        gradients. False means "take the full path"; nothing has been changed then."""
         if group is not self.group or state is not self.state or len(group["params"]) != self.n_params:
             return False
-        if _options(group) != self.options:
+        if _PLAN_OPTIONS(group) != self.options:
             return False
         params, grads = group["params"], list(map(_GRAD, group["params"]))
         if self.has_grad is not None:
@@ -93,9 +101,16 @@ class FusedGroupStep:
             grads = list(itertools.compress(grads, self.has_grad))
         try:
             grad_addresses = list(map(_DATA_PTR, grads))  # TypeError: a gradient is None; RuntimeError: sparse
-            # a parameter moved (p.data = ...), or the group's list holds another tensor (it has no state: TypeError),
-            # or a state entry was replaced (other objects) or deleted (KeyError)
-            if list(map(_DATA_PTR, params)) != self.param_addresses or self._state_ids(params) != self.state_ids:
+            if (
+                list(map(_DATA_PTR, params)) != self.param_addresses
+                or list(map(_NUMEL, params)) != self.param_numels
+                or list(map(_IS_CONTIGUOUS, params)) != self.param_contiguous
+                or list(map(_IS_CONTIGUOUS, grads)) != self.grad_contiguous
+                or any(params[i].stride() != strides or grads[i].stride() != strides for i, strides in self.strided)
+                # the group's list holds another tensor (it has no state: TypeError), a state entry was replaced
+                # (other objects) or deleted (KeyError)
+                or self._state_ids(params) != self.state_ids
+            ):
                 return False
         except (TypeError, KeyError, RuntimeError):
             return False
@@ -107,11 +122,16 @@ class FusedGroupStep:
             except RuntimeError:
                 return False  # a gradient of another layout (the full path names it), or a CUDA graph's plan
             self.grad_addresses = grad_addresses
-        self.grads = grads
         return True
 
+    def check_lr(self, lr: Any) -> None:
+        """``RuntimeError`` if the kernel cannot read ``lr`` (a tensor on another device than the parameters)."""
+        from radam.fused import check_lr
+
+        check_lr(self.plan, lr)
+
     def launch(self, group: dict[str, Any]) -> None:
-        """One fused step of the group with its current ``lr``."""
+        """One fused step of the group with its current ``lr`` and options."""
         from radam.fused import launch_plan
 
         beta1, beta2 = group["betas"]

@@ -87,10 +87,11 @@ Host overhead
 -------------
 Building the plan costs several Python calls per tensor, which would dominate a step over thousands of small
 tensors, so plans are kept. ``radam.RAdam`` keeps one per fused param group with the lists it was built for
-(:mod:`radam._fused_group`) and re-uses it while the group's options, parameters, their addresses and their state
-entries are unchanged (checked each step by a few whole-list operations that run in C), rewriting only the plan's gradient row when autograd has re-allocated the gradients. The functional
-:func:`fused_radam` keeps a few plans per list of tensors and re-uses one when every tensor still has the address
-it was built for. A plan that a CUDA graph has recorded is kept for the life of the process and never rewritten,
+(``radam._fused_group``) and re-uses it while the options that shape it, the parameters (address, size,
+contiguity), the gradients' contiguity and the state entries are unchanged (checked each step by a few whole-list
+operations that run in C), rewriting only the plan's gradient row when autograd has re-allocated the gradients.
+The functional :func:`fused_radam` keeps a few plans per list of tensors and re-uses one when every tensor still
+has the address, size and layout it was built for. A plan that a CUDA graph has recorded is kept for the life of the process and never rewritten,
 because the graph reads it.
 
 Testing without a GPU
@@ -118,6 +119,7 @@ __all__ = [
     "PROGRAMS_PER_SM",
     "build_plan",
     "check_fused_supported",
+    "check_lr",
     "check_step_options",
     "fused_radam",
     "interpreter_enabled",
@@ -252,11 +254,14 @@ class _Launch:
 
 @dataclass
 class _Plan:
-    addresses: list[int]  # data_ptr of every tensor in the order fused_radam lists them, to validate a reuse
     launches: list[_Launch]
-    indices: list[int]  # all positions in that order
-    state_indices: list[int]  # the positions of everything but the gradients
     block_size: int
+    n_tensors: int  # tensors per list
+    # what a reuse is checked against, for every tensor in the order fused_radam lists them:
+    addresses: list[int]  # data_ptr
+    numels: list[int]
+    contiguous: list[bool]
+    strided: list[tuple[int, tuple[int, ...]]]  # (position, strides) of the tensors that are not contiguous
     captured: bool = False
 
 
@@ -265,7 +270,6 @@ _CAPTURED: list[_Plan] = []  # plans a CUDA graph has recorded: never freed
 _SERIES: dict[torch.device, Tensor] = {}
 _KERNELS: dict[str, Any] = {}
 _SM_COUNTS: dict[torch.device, int] = {}
-_addresses_equal = getattr(torch._C, "_tensors_data_ptrs_at_indices_equal", None)
 GRAD_ROW = 1  # the gradients' row of the pointer table (radam._fused_kernel.GRAD)
 _DTYPE = operator.attrgetter("dtype")
 
@@ -418,13 +422,15 @@ def _build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _P
             )
         )
     flat = [tensor for lst in lists for tensor in lst]
-    n_grads = (n, 2 * n)  # the gradients' positions in flat: [n, 2n)
+    contiguous = list(map(Tensor.is_contiguous, flat))
     return _Plan(
-        addresses=[t.data_ptr() for t in flat],
         launches=launches,
-        indices=list(range(len(flat))),
-        state_indices=[i for i in range(len(flat)) if not n_grads[0] <= i < n_grads[1]],
         block_size=block_size,
+        n_tensors=n,
+        addresses=list(map(Tensor.data_ptr, flat)),
+        numels=list(map(Tensor.numel, flat)),
+        contiguous=contiguous,
+        strided=[(i, flat[i].stride()) for i, c in enumerate(contiguous) if not c],
     )
 
 
@@ -443,16 +449,18 @@ def _n_rows(amsgrad: bool) -> int:
     return _fused_kernel.N_ROWS_AMSGRAD if amsgrad else _fused_kernel.N_ROWS_PLAIN
 
 
-def _same_addresses(flat: list[Tensor], plan: _Plan) -> bool:
-    if _addresses_equal is not None:
-        return _addresses_equal(flat, plan.addresses, plan.indices)
-    return list(map(Tensor.data_ptr, flat)) == plan.addresses
-
-
-def _same_state_addresses(flat: list[Tensor], plan: _Plan) -> bool:
-    if _addresses_equal is not None:
-        return _addresses_equal(flat, plan.addresses, plan.state_indices)
-    return all(flat[i].data_ptr() == plan.addresses[i] for i in plan.state_indices)
+def _fits(flat: list[Tensor], plan: _Plan, gradients_too: bool) -> bool:
+    """Whether every tensor has the address (the gradients only if ``gradients_too``), size and layout that
+    ``plan`` was built for."""
+    if list(map(Tensor.numel, flat)) != plan.numels or list(map(Tensor.is_contiguous, flat)) != plan.contiguous:
+        return False
+    if any(flat[i].stride() != strides for i, strides in plan.strided):
+        return False
+    addresses = list(map(Tensor.data_ptr, flat))
+    if gradients_too:
+        return addresses == plan.addresses
+    n = plan.n_tensors  # the gradients are positions n to 2n - 1
+    return addresses[:n] == plan.addresses[:n] and addresses[2 * n:] == plan.addresses[2 * n:]
 
 
 def point_at_gradients(
@@ -495,21 +503,22 @@ def point_at_gradients(
 def _find_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _Plan:
     """The cached plan for these tensors, or a new one.
 
-    Three cases, cheapest first: every address as when the plan was built (reuse it as it is); only the gradients
-    moved, as they do when autograd frees and re-allocates them between steps (rewrite the plan's gradient row in
-    place, unless a CUDA graph recorded the plan); anything else (build a new plan).
+    Three cases, cheapest first: every tensor has the address, size and layout it had when the plan was built
+    (reuse it as it is); only the gradients moved, as they do when autograd frees and re-allocates them between
+    steps (rewrite the plan's gradient row in place, unless a CUDA graph recorded the plan); anything else (build
+    a new plan).
     """
     flat = [*itertools.chain.from_iterable(lists)]
     key = (len(lists[0]), amsgrad, block_size, flat[0].data_ptr(), flat[0].device)
     plans = _PLANS.get(key)
     if plans is not None:
         for position, plan in enumerate(plans):
-            if _same_addresses(flat, plan):
+            if _fits(flat, plan, gradients_too=True):
                 if position:
                     plans.insert(0, plans.pop(position))
                 return plan
         for position, plan in enumerate(plans):
-            if not plan.captured and not _capturing(flat[0].device) and _same_state_addresses(flat, plan):
+            if not plan.captured and not _capturing(flat[0].device) and _fits(flat, plan, gradients_too=False):
                 point_at_gradients(plan, lists[0], lists[1])
                 if position:
                     plans.insert(0, plans.pop(position))
@@ -602,6 +611,18 @@ def build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int | None 
     return _build_plan(lists, amsgrad, _block_size(block_size))
 
 
+def check_lr(plan: _Plan, lr: float | Tensor) -> None:
+    """``ValueError`` for a tensor ``lr`` of more than one element, ``RuntimeError`` for one on a device that is
+    neither the CPU nor the parameters' (the kernel reads a device ``lr`` itself)."""
+    if not isinstance(lr, Tensor):
+        return
+    if lr.numel() != 1:
+        raise ValueError("fused_radam: a tensor lr must have exactly one element")
+    for launch in plan.launches:
+        if lr.device != launch.device and lr.device.type != "cpu":
+            raise RuntimeError(f"fused_radam: lr is on {lr.device}, the parameters on {launch.device}")
+
+
 def launch_plan(
     plan: _Plan,
     *,
@@ -619,23 +640,17 @@ def launch_plan(
     max_programs: int | None = None,
 ) -> None:
     """Run the kernel once per launch of ``plan`` (the tensors it was built for, as they are now)."""
+    check_lr(plan, lr)
     variance_inf = _variance_at_rho_inf(float(beta2), float(threshold)) if rectifier == "exact" else 1.0
-    lr_is_tensor = isinstance(lr, Tensor)
     for launch in plan.launches:
         if _capturing(launch.device) and not plan.captured:
             plan.captured = True
             _CAPTURED.append(plan)
         lr_value, lr_tensor = 0.0, launch.counter
-        if lr_is_tensor and lr.device == launch.device:
-            if lr.numel() != 1:
-                raise ValueError("fused_radam: a tensor lr must have exactly one element")
-            lr_tensor = lr
-        elif lr_is_tensor:
-            if lr.device.type != "cpu":
-                raise RuntimeError(f"fused_radam: lr is on {lr.device}, the parameters on {launch.device}")
-            lr_value = float(lr)  # a CPU tensor: reading it does not synchronise with the GPU
+        if isinstance(lr, Tensor) and lr.device == launch.device:
+            lr_tensor = lr  # read by the kernel at each launch (and at each replay of a CUDA graph)
         else:
-            lr_value = float(lr)
+            lr_value = float(lr)  # a float, or a CPU tensor: reading it does not synchronise with the GPU
         programs = min(launch.n_blocks, max_programs or _default_programs(launch.device, launch.n_blocks))
         _kernel(launch.device)[(programs,)](
             launch.plan,

@@ -30,6 +30,8 @@ __all__ = ["RAdam"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _VARIANT_KEYS = ("degenerate", "threshold", "rectifier", "amsgrad")
+_SavedState = dict[torch.Tensor, "tuple[dict[str, Any], dict[str, Any]] | None"]
+"""A parameter's state dict and a copy of its entries, or None where it had no state (``RAdam._save_state``)."""
 
 
 class RAdam(Optimizer):
@@ -298,21 +300,22 @@ class RAdam(Optimizer):
         return has_complex
 
     def _validate_before_step(self, current: set[int] = frozenset()) -> None:
-        """Every check that can fail, for every group, before any state or parameter is touched.
+        """Every check that can fail, for every group, before any parameter is touched.
 
         Options may have changed since ``add_param_group`` (a group edited in place, ``load_state_dict``), so the
         group checks run again: variant options, tensor lr, ``fused`` (its availability included), ``foreach`` with
         ``differentiable``, sparse gradients, and the capturable device check of the path the group will take.
-        The groups in ``current`` are fused groups whose cached step is still valid (``FusedGroupStep.refresh``):
-        their parameters, gradients and options were checked when it was made, so only ``lr`` is checked again.
+        The groups in ``current`` are fused groups whose cached step was confirmed by ``FusedGroupStep.refresh``:
+        their per-parameter checks are not repeated. (A fused group's plan is checked, tensor by tensor, when it is
+        built, still before any group moves; see :meth:`step`.)
         """
         for index, group in enumerate(self.param_groups):
+            check_variant_options(*(group[key] for key in _VARIANT_KEYS))
             lr = group["lr"]
             if isinstance(lr, torch.Tensor) and lr.numel() != 1:
                 raise ValueError("Tensor lr must be 1-element")
             if index in current:
                 continue
-            check_variant_options(*(group[key] for key in _VARIANT_KEYS))
             params = [p for p in group["params"] if p.grad is not None]
             for p in params:
                 if p.grad.is_sparse:
@@ -326,6 +329,54 @@ class RAdam(Optimizer):
             if group["capturable"] and not torch.compiler.is_compiling():
                 steps = [self.state[p]["step"] if len(self.state.get(p, {})) else p for p in params]
                 _check_capturable_devices(params, steps, xla=not foreach)  # torch: XLA for the for-loop path only
+
+    def _prepare_step(self) -> dict[int, FusedGroupStep]:
+        """Every check of every group, and the step of every fused group: its cached one where ``refresh``
+        confirms it, else a new one (state created lazily, plan built and checked). If any check fails, the state
+        is restored as it was and the error raised: nothing has moved."""
+        groups = self.param_groups
+        fused_steps = self._fused_steps
+        for index in [i for i, s in fused_steps.items() if i >= len(groups) or s.group is not groups[i]
+                      or not groups[i]["fused"]]:
+            del fused_steps[index]  # a group removed, replaced or no longer fused: let its tensors go
+        current = {
+            index
+            for index, group in enumerate(groups)
+            if group["fused"] and index in fused_steps and fused_steps[index].refresh(group, self.state)
+        }
+        self._validate_before_step(current)
+        rebuild = [index for index, group in enumerate(groups) if group["fused"] and index not in current]
+        saved = self._save_state([groups[index] for index in rebuild]) if rebuild else {}
+        try:
+            for index in rebuild:
+                fused_steps[index] = self._fused_step(groups[index])
+            for index, group in enumerate(groups):
+                if group["fused"]:
+                    fused_steps[index].check_lr(group["lr"])
+        except BaseException:
+            self._restore_state(saved)
+            for index in rebuild:
+                fused_steps.pop(index, None)
+            raise
+        return {index: fused_steps[index] for index, group in enumerate(groups) if group["fused"]}
+
+    def _save_state(self, groups: list[dict[str, Any]]) -> _SavedState:
+        """What :meth:`_restore_state` needs to undo the lazy creation of state for these groups' parameters."""
+        return {
+            p: (self.state[p], dict(self.state[p])) if p in self.state else None
+            for group in groups
+            for p in group["params"]
+        }
+
+    def _restore_state(self, saved: _SavedState) -> None:
+        for p, before in saved.items():
+            if before is None:
+                self.state.pop(p, None)
+            else:
+                entries, contents = before
+                entries.clear()
+                entries.update(contents)
+                self.state[p] = entries
 
     def _fused_step(self, group: dict[str, Any]) -> FusedGroupStep:
         """Collect a fused group's lists (creating state lazily) and build the kernel's plan, checking every tensor."""
@@ -352,18 +403,9 @@ class RAdam(Optimizer):
             with torch.enable_grad():
                 loss = closure()
 
-        # A fused group re-uses what its last step found when nothing it depends on changed (radam._fused_group);
-        # every other group, and every check, runs before any group is stepped.
-        fused_steps = self._fused_steps
-        current = {
-            index
-            for index, group in enumerate(self.param_groups)
-            if group["fused"] and index in fused_steps and fused_steps[index].refresh(group, self.state)
-        }
-        self._validate_before_step(current)
-        for index, group in enumerate(self.param_groups):
-            if group["fused"] and index not in current:
-                fused_steps[index] = self._fused_step(group)
+        # Every check of every group runs before any group is stepped. A fused group re-uses what its last step
+        # found when nothing it depends on changed (radam._fused_group).
+        fused_steps = self._prepare_step()
 
         for index, group in enumerate(self.param_groups):
             if group["fused"]:

@@ -281,6 +281,10 @@ def test_inconsistent_tensors_are_refused(interpreter):
     params, exp_avgs, exp_avg_sqs, _, steps = make_state([(4, 4)])
     with pytest.raises(RuntimeError, match="dense tensors with the same strides"):
         run_fused(params, [torch.zeros(4, 8)[:, ::2]], exp_avgs, exp_avg_sqs, [], steps)
+    gradient = torch.ones(4, 4)
+    run_fused(params, [gradient], exp_avgs, exp_avg_sqs, [], steps)  # builds and caches a plan
+    with pytest.raises(RuntimeError, match="dense tensors with the same strides"):  # same address, not the plan's
+        run_fused(params, [gradient.t()], exp_avgs, exp_avg_sqs, [], steps)
     with pytest.raises(RuntimeError, match="state of parameter 0"):
         run_fused(params, [torch.zeros(4, 4)], [torch.zeros(4, 4, dtype=torch.float64)], exp_avg_sqs, [], steps)
     with pytest.raises(RuntimeError, match="grad 0"):
@@ -337,12 +341,16 @@ def _change_an_option(optimizer, params):
     optimizer.param_groups[0]["betas"] = (0.8, 0.99)
 
 
+def _switch_amsgrad_off(optimizer, params):
+    optimizer.param_groups[0]["amsgrad"] = False  # the plan loses its max_exp_avg_sq row
+
+
 def _reload_the_state(optimizer, params):
     optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
 
 
 EDITS = [_reset_first_state, _replace_moment, _replace_step_by_an_equal_one, _move_a_parameter, _drop_a_gradient,
-         _change_an_option, _reload_the_state]
+         _change_an_option, _switch_amsgrad_off, _reload_the_state]
 
 
 @needs_triton
@@ -377,23 +385,91 @@ def test_cached_fused_step_sees_every_edit_between_steps(interpreter, edit):
     assert fused_opt._fused_steps[0].refresh(fused_opt.param_groups[0], fused_opt.state)  # cached again at the end
 
 
-@needs_triton
-def test_gradient_of_another_layout_is_refused_before_any_group_moves(interpreter):
-    """A gradient with other strides than its parameter's, in the second of two fused groups: the step raises,
-    naming it, and neither group's parameters nor state change."""
+def _two_group_optimizer(**options):
     import radam
 
     first, second = torch.randn(6, requires_grad=True), torch.randn(4, 4, requires_grad=True)
-    optimizer = radam.RAdam([{"params": [first]}, {"params": [second]}], lr=1e-2, fused=True)
-    first.grad, second.grad = torch.ones(6), torch.ones(4, 4)
-    optimizer.step()
-    before = copy.deepcopy([first.detach(), second.detach(), optimizer.state_dict()])
-    first.grad, second.grad = torch.ones(6), torch.ones(4, 4).t().contiguous().t()
-    with pytest.raises(RuntimeError, match="dense tensors with the same strides"):
+    optimizer = radam.RAdam([{"params": [first]}, {"params": [second]}], lr=1e-2, fused=True, **options)
+    return first, second, optimizer
+
+
+def _new_gradients(*params):
+    for p in params:
+        p.grad = torch.ones_like(p)
+
+
+def _assert_nothing_moved(step, first, second, optimizer):
+    """Run ``step``; the parameters and every state tensor are as they were (even if ``step`` raises)."""
+    before = copy.deepcopy([first.detach(), second.detach(), optimizer.state_dict()["state"]])
+    try:
+        step()
+    finally:
+        after = [first.detach(), second.detach(), optimizer.state_dict()["state"]]
+        torch.testing.assert_close(after, before, rtol=0, atol=0)
+
+
+@needs_triton
+@pytest.mark.parametrize("first_step", [True, False], ids=["first step", "cached step"])
+@pytest.mark.parametrize("edit, error, message", [
+    (lambda p: setattr(p, "grad", p.grad.t()), RuntimeError, "dense tensors with the same strides"),  # same address
+    (lambda p: setattr(p, "data", p.data[:2]), RuntimeError, "grad 0 is"),  # same address, fewer elements
+    (lambda p: setattr(p, "grad", p.grad.to_sparse()), RuntimeError, "sparse gradients"),
+], ids=["transposed gradient", "sliced parameter", "sparse gradient"])
+def test_a_bad_second_group_is_refused_before_anything_moves(interpreter, first_step, edit, error, message):
+    """A gradient or parameter the kernel cannot take, in the second of two fused groups, on the first step (state
+    not yet created) or on a step that would re-use the cached plans: the step raises, naming the problem, and
+    neither group's parameters nor state change -- not even the lazily created state of the first step."""
+    first, second, optimizer = _two_group_optimizer(amsgrad=True)
+    _new_gradients(first, second)
+    if not first_step:
         optimizer.step()
-    after = [first.detach(), second.detach(), optimizer.state_dict()]
-    torch.testing.assert_close(after[:2], before[:2], rtol=0, atol=0)
-    assert [float(s["step"]) for s in after[2]["state"].values()] == [1.0, 1.0]
+    edit(second)  # the same gradient tensors as the step before: the edited tensor keeps its address
+    with pytest.raises(error, match=message):
+        _assert_nothing_moved(optimizer.step, first, second, optimizer)
+    assert len(optimizer.state) == (0 if first_step else 2)
+    _assert_nothing_moved(lambda: pytest.raises(error, optimizer.step), first, second, optimizer)
+
+
+@needs_triton
+@pytest.mark.parametrize("lr, error, message", [
+    (torch.tensor([1e-2, 1e-2]), ValueError, "1-element"),
+    (torch.tensor(1e-2, device="meta"), RuntimeError, "lr is on meta"),  # neither the CPU nor the params' device
+], ids=["two elements", "another device"])
+def test_a_bad_tensor_lr_is_refused_on_a_cached_step(interpreter, lr, error, message):
+    first, second, optimizer = _two_group_optimizer()
+    _new_gradients(first, second)
+    optimizer.step()
+    optimizer.param_groups[1]["lr"] = lr
+    with pytest.raises(error, match=message):
+        _assert_nothing_moved(optimizer.step, first, second, optimizer)
+
+
+@needs_triton
+def test_cached_steps_hold_no_gradients_and_drop_removed_groups(interpreter):
+    """After zero_grad(set_to_none=True) the old gradients are freed (the plan keeps only their addresses); a group
+    removed from the optimizer releases its tensors; a scheduler changing betas every step keeps the plan."""
+    import gc
+    import weakref
+
+    first, second, optimizer = _two_group_optimizer()
+    _new_gradients(first, second)
+    optimizer.step()
+    optimizer.step()
+    plan = optimizer._fused_steps[0].plan
+    for beta1 in (0.85, 0.95):  # what OneCycleLR's cycle_momentum does
+        optimizer.param_groups[0]["betas"] = (beta1, 0.999)
+        optimizer.step()
+    assert optimizer._fused_steps[0].plan is plan
+    gradient = weakref.ref(first.grad)
+    optimizer.zero_grad(set_to_none=True)
+    gc.collect()
+    assert gradient() is None
+    removed = weakref.ref(second)
+    del optimizer.param_groups[1], optimizer.state[second], second
+    _new_gradients(first)
+    optimizer.step()
+    gc.collect()
+    assert removed() is None and list(optimizer._fused_steps) == [0]
 
 
 @needs_triton

@@ -517,6 +517,9 @@ def _stub_fused_module(calls):
         calls.append(("gradients", len(grads)))
         plan.lists = [plan.lists[0], grads, *plan.lists[2:]]
 
+    def check_lr(plan, lr):
+        calls.append(("lr", float(lr)))
+
     def launch_plan(plan, **kwargs):
         calls.append(("step", sorted(kwargs)))
         params, grads, exp_avgs, exp_avg_sqs, state_steps, *max_exp_avg_sqs = plan.lists
@@ -529,7 +532,7 @@ def _stub_fused_module(calls):
             for p, m in zip(params, masters):
                 p.copy_(m)
 
-    for function in (check_fused_supported, build_plan, point_at_gradients, launch_plan):
+    for function in (check_fused_supported, build_plan, point_at_gradients, check_lr, launch_plan):
         setattr(module, function.__name__, function)
     return module
 
@@ -545,24 +548,28 @@ def test_fused_dispatch_contract_and_float32_state(monkeypatch):
     opt.step()
     launch_arguments = sorted(["lr", "beta1", "beta2", "eps", "weight_decay", "decoupled_weight_decay", "degenerate",
                                "threshold", "rectifier", "amsgrad", "maximize"])
-    # checked again before the first step, then a plan for the two parameters, then the launch
-    assert calls[1:] == [("check", 2), ("plan", 2), ("step", launch_arguments)]
+    # checked again before the first step, then a plan for the two parameters, the lr, and the launch
+    lr, step = ("lr", 1e-3), ("step", launch_arguments)
+    assert calls[1:] == [("check", 2), ("plan", 2), lr, step]
     for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
         assert opt.state[a][key].dtype == torch.float32
     assert opt.state[a]["step"].dtype == torch.float32 and opt.state[a]["step"].device == a.device
-    # later steps re-use the plan: new gradients only re-point it; a changed option or parameter builds a new one
+    # later steps re-use the plan: new gradients only re-point it; options are read at each launch, except amsgrad,
+    # which changes the plan's rows; a moved parameter needs a new plan
     del calls[:]
     opt.step()
     a.grad, b.grad = torch.full_like(a, 2.0), torch.full_like(b, 2.0)
     opt.step()
     opt.param_groups[0]["weight_decay"] = 0.1
     opt.step()
+    opt.param_groups[0]["amsgrad"] = False
+    opt.step()
     b.data = torch.zeros(2)
     opt.step()
-    assert calls == [("step", launch_arguments), ("gradients", 2), ("step", launch_arguments),
-                     ("check", 2), ("plan", 2), ("step", launch_arguments),
-                     ("check", 2), ("plan", 2), ("step", launch_arguments)]
-    assert [float(opt.state[p]["step"]) for p in (a, b)] == [5.0, 5.0]
+    assert calls == [lr, step, ("gradients", 2), lr, step, lr, step,
+                     ("check", 2), ("plan", 2), lr, step, ("check", 2), ("plan", 2), lr, step]
+    assert [float(opt.state[p]["step"]) for p in (a, b)] == [6.0, 6.0]
+    opt.param_groups[0]["amsgrad"] = True
     # load_state_dict would cast the moments to bfloat16; the fused optimizer keeps them in float32
     sd = opt.state_dict()
     opt2 = RAdam([a, b], fused=True, amsgrad=True)
