@@ -17,7 +17,9 @@ that nothing the plan relies on has changed:
   contiguous, and every gradient whether it is contiguous (with the strides compared for the few that are not):
   so ``p.data = ...`` (as ``module.to(...)`` does after the optimizer was made), a reshaped or sliced parameter and
   a transposed gradient are all seen;
-* every parameter's state holds the same tensor objects (an entry replaced or deleted by hand is seen);
+* every parameter's state holds the same tensor objects (an entry replaced or deleted by hand is seen): at no cost
+  per parameter when ``radam._counted_state`` counted no change to any optimizer state since the last step,
+  entry by entry otherwise;
 * the gradients' addresses: when autograd has re-allocated them (``zero_grad(set_to_none=True)``, the default),
   only the plan's gradient row is rewritten.
 
@@ -36,6 +38,8 @@ import operator
 from typing import Any, Mapping
 
 from torch import Tensor
+
+from radam import _counted_state
 
 _GRAD = operator.attrgetter("grad")
 _DATA_PTR = Tensor.data_ptr
@@ -79,12 +83,28 @@ class FusedGroupStep:
         self.state_keys = operator.itemgetter(
             "exp_avg", "exp_avg_sq", "step", *(["max_exp_avg_sq"] if group["amsgrad"] else [])
         )
+        self.param_ids = list(map(id, params))
         self.state_ids = self._state_ids(params)
+        self.state_changes = _counted_state.changes()  # state changes counted when state_ids were taken
+        self.counted = isinstance(state, _counted_state.CountedState)
         # the storages the plan points at (gradients aside), so that none is freed while the plan may still be used
         self.storages = [t.untyped_storage() for lst in (params, *state_lists) for t in lst]
 
     def _state_ids(self, params: list[Tensor]) -> list[int]:
         return list(map(id, itertools.chain.from_iterable(map(self.state_keys, map(self.state.get, params)))))
+
+    def _same_state(self, params: list[Tensor]) -> bool:
+        """Whether every parameter's state holds the tensor objects it held (KeyError: an entry was deleted).
+
+        Where the state counts its changes and none was counted since the last look, nothing can have been
+        replaced; otherwise each entry is looked at."""
+        changes = _counted_state.changes()
+        if self.counted and changes == self.state_changes:
+            return True
+        if self._state_ids(params) != self.state_ids:
+            return False
+        self.state_changes = changes
+        return True
 
     def refresh(self, group: dict[str, Any], state: Mapping[Tensor, dict[str, Any]]) -> bool:
         """Whether the cached lists and plan still describe ``group``; if so, point the plan at the current
@@ -107,9 +127,8 @@ class FusedGroupStep:
                 or list(map(_IS_CONTIGUOUS, params)) != self.param_contiguous
                 or list(map(_IS_CONTIGUOUS, grads)) != self.grad_contiguous
                 or any(params[i].stride() != strides or grads[i].stride() != strides for i, strides in self.strided)
-                # the group's list holds another tensor (it has no state: TypeError), a state entry was replaced
-                # (other objects) or deleted (KeyError)
-                or self._state_ids(params) != self.state_ids
+                or list(map(id, params)) != self.param_ids  # the group's list holds other tensors
+                or not self._same_state(params)
             ):
                 return False
         except (TypeError, KeyError, RuntimeError):

@@ -16,6 +16,7 @@ from torch.optim.optimizer import (
     _use_grad_for_differentiable,
 )
 
+from radam._counted_state import CountedState, ParamState
 from radam._fused_group import FusedGroupStep
 from radam.functional import (
     _check_capturable_devices,
@@ -201,6 +202,7 @@ class RAdam(Optimizer):
         }
         self._fused_steps: dict[int, FusedGroupStep] = {}  # what each fused group's last step found; see step()
         super().__init__(params, defaults)  # checks every group with add_param_group, fused included
+        self.state = CountedState.wrap(self.state)  # counts replaced entries for the fused step's cache
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a param group after checking its options: ``ValueError`` for a variant option, ``RuntimeError``
@@ -225,6 +227,7 @@ class RAdam(Optimizer):
         """
         _check_state_layout(state.get("state", {}))
         super().__setstate__(state)
+        self.state = CountedState.wrap(self.state)
         self._fused_steps: dict[int, FusedGroupStep] = {}  # what each fused group's last step found; see step()
         for group in self.param_groups:
             group.setdefault("foreach", None)
@@ -253,6 +256,15 @@ class RAdam(Optimizer):
                     for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
                         if key in p_state and p_state[key].dtype != torch.float32:
                             p_state[key] = p_state[key].to(torch.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        """``torch.optim.Optimizer.state_dict()``, with every parameter's state a plain dict (so that a saved state
+        dict loads with ``torch.load(..., weights_only=True)``; see ``radam._counted_state``)."""
+        state_dict = super().state_dict()
+        if isinstance(state_dict, dict) and isinstance(state_dict.get("state"), dict):
+            packed = state_dict["state"]
+            state_dict["state"] = {key: dict(v) if isinstance(v, ParamState) else v for key, v in packed.items()}
+        return state_dict
 
     def _init_group(
         self,
