@@ -7,8 +7,13 @@ can replace, add or delete an entry (``state[p] = ...``, ``state[p]["exp_avg"] =
 of any optimizer was replaced since, without looking at each parameter's entries: a test of one integer instead of
 a few thousand dictionary look-ups per step. Reading entries and changing tensors in place do not count.
 
-Everything else is a plain ``defaultdict`` of dicts: ``state_dict()`` hands out plain dicts (so that
-``torch.load(weights_only=True)`` reads a saved one), and ``load_state_dict`` or unpickling re-wrap what they load.
+Not counted: changes that bypass the subclass (``dict.update(state[p], ...)``, ``dict.__setitem__``), and anything
+done to a plain dict that user code puts in (``state[p] = {}``, ``state[p] = state[p].copy()``) -- which is why the
+fused step trusts the count only while every parameter's state is a :class:`ParamState`.
+
+Everything else is a plain ``defaultdict`` of dicts, with two differences: ``state_dict()`` hands out each
+parameter's state as a plain dict (a shallow copy, so that ``torch.load(weights_only=True)`` reads a saved one;
+state-dict post-hooks still see the :class:`ParamState`), and ``load_state_dict`` re-wraps what it loads.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ def changes() -> int:
 
 def _counted(method: Callable[..., Any]) -> Callable[..., Any]:
     def counted(self: dict, *args: Any, **kwargs: Any) -> Any:
-        _counter[0] += 1
-        return method(self, *args, **kwargs)
+        try:
+            return method(self, *args, **kwargs)
+        finally:  # after the change: whoever reads the count afterwards also sees the change
+            _counter[0] += 1
 
     counted.__name__ = method.__name__
     counted.__doc__ = method.__doc__

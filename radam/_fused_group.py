@@ -84,26 +84,36 @@ class FusedGroupStep:
             "exp_avg", "exp_avg_sq", "step", *(["max_exp_avg_sq"] if group["amsgrad"] else [])
         )
         self.param_ids = list(map(id, params))
-        self.state_ids = self._state_ids(params)
         self.state_changes = _counted_state.changes()  # state changes counted when state_ids were taken
-        self.counted = isinstance(state, _counted_state.CountedState)
-        # the storages the plan points at (gradients aside), so that none is freed while the plan may still be used
+        self.state_ids, self.counted = self._look_at_state(params)
+        # the state tensors, so that their ids stay theirs, and the storages the plan points at (gradients aside), so
+        # that none is freed while the plan may still be used
+        self.state_tensors = [t for lst in state_lists for t in lst]
         self.storages = [t.untyped_storage() for lst in (params, *state_lists) for t in lst]
 
-    def _state_ids(self, params: list[Tensor]) -> list[int]:
-        return list(map(id, itertools.chain.from_iterable(map(self.state_keys, map(self.state.get, params)))))
+    def _look_at_state(self, params: list[Tensor]) -> tuple[list[int], bool]:
+        """The ids of every parameter's state tensors, and whether their changes are all counted (the state is a
+        CountedState of ParamStates). TypeError: a parameter has no state; KeyError: an entry is missing."""
+        entries = list(map(self.state.get, params))
+        ids = list(map(id, itertools.chain.from_iterable(map(self.state_keys, entries))))
+        counted = isinstance(self.state, _counted_state.CountedState) and all(
+            map(isinstance, entries, itertools.repeat(_counted_state.ParamState))
+        )
+        return ids, counted
 
     def _same_state(self, params: list[Tensor]) -> bool:
         """Whether every parameter's state holds the tensor objects it held (KeyError: an entry was deleted).
 
-        Where the state counts its changes and none was counted since the last look, nothing can have been
-        replaced; otherwise each entry is looked at."""
+        Where the state counts its changes (a CountedState of ParamStates) and none was counted since the last
+        look, nothing can have been replaced; otherwise each entry is looked at. The ids are those of tensors this
+        object holds, so no other tensor can have them."""
         changes = _counted_state.changes()
         if self.counted and changes == self.state_changes:
             return True
-        if self._state_ids(params) != self.state_ids:
+        ids, counted = self._look_at_state(params)
+        if ids != self.state_ids:
             return False
-        self.state_changes = changes
+        self.state_changes, self.counted = changes, counted
         return True
 
     def refresh(self, group: dict[str, Any], state: Mapping[Tensor, dict[str, Any]]) -> bool:

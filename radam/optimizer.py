@@ -227,7 +227,8 @@ class RAdam(Optimizer):
         """
         _check_state_layout(state.get("state", {}))
         super().__setstate__(state)
-        self.state = CountedState.wrap(self.state)
+        if not isinstance(self.state, CountedState):  # load_state_dict; a copy.copy shares the counted state
+            self.state = CountedState.wrap(self.state)
         self._fused_steps: dict[int, FusedGroupStep] = {}  # what each fused group's last step found; see step()
         for group in self.param_groups:
             group.setdefault("foreach", None)

@@ -75,4 +75,5 @@ def test_state_stays_counted_through_load_pickle_and_copy():
         assert all(type(value) is ParamState for value in clone.state.values())
     copied = optimizer.state.copy()
     assert type(copied) is CountedState and copied[p] is optimizer.state[p]
+    assert copy.copy(optimizer).state is optimizer.state  # a shallow copy shares the state, as in torch.optim
     torch.testing.assert_close(other.state[p]["exp_avg"], optimizer.state[p]["exp_avg"], rtol=0, atol=0)

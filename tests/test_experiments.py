@@ -178,6 +178,50 @@ def test_worker_processes_give_the_same_results_and_resume(tmp_path):
     assert not folder.exists()
 
 
+def _children(pid):
+    children = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            children.append(int(status.parent.name))
+    return children
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the process table from /proc (Linux)")
+def test_workers_end_when_the_experiment_process_is_killed(tmp_path):
+    """SIGKILL the process running an experiment with jobs=2 in the middle of its runs: its two workers end too
+    (no orphan goes on training and writing checkpoints that a resumed experiment would write too)."""
+    import signal
+    import time
+
+    output = tmp_path / "killed.json"
+    script = textwrap.dedent(f"""
+        from radam.experiments import get_config, run_experiment
+        config = get_config("lr-robustness", "tiny").replace(steps=400, log_every=10, eval_every=400,
+                                                                checkpoint_every=20)
+        config = config.replace(optimizers=config.optimizers[:1], lrs=config.lrs[:2])
+        run_experiment(config, output={str(output)!r}, progress=False, jobs=2)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin"})
+    folder = output.with_name(output.name + ".checkpoints")
+    deadline = time.monotonic() + 120
+    while not list(folder.glob("*.pt")) and time.monotonic() < deadline:  # a run is under way in a worker
+        time.sleep(0.2)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2 and list(folder.glob("*.pt"))  # the resource tracker may be a child too
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}/status").exists()
+             and "zombie" not in Path(f"/proc/{pid}/status").read_text()]
+    assert alive == []
+
+
 def test_a_failing_run_in_a_worker_is_reported_naming_it(tmp_path):
     config = _small("lr-robustness", ("sgd",))
     broken = config.replace(optimizers=(config.optimizers[0].__class__("sgd", "sgd", {"nesterov_typo": True}),))

@@ -329,6 +329,12 @@ def _replace_step_by_an_equal_one(optimizer, params):
     optimizer.state[params[1]]["step"] = optimizer.state[params[1]]["step"].clone()
 
 
+def _replace_moment_through_none(optimizer, params):
+    state = optimizer.state[params[1]]
+    state["exp_avg"] = None  # the old tensor could be freed here, and its id given to the next one
+    state["exp_avg"] = torch.zeros_like(params[1])
+
+
 def _move_a_parameter(optimizer, params):
     params[0].data = params[0].data.clone()
 
@@ -349,16 +355,26 @@ def _reload_the_state(optimizer, params):
     optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
 
 
-EDITS = [_reset_first_state, _replace_moment, _replace_step_by_an_equal_one, _move_a_parameter, _drop_a_gradient,
-         _change_an_option, _switch_amsgrad_off, _reload_the_state]
+EDITS = [_reset_first_state, _replace_moment, _replace_step_by_an_equal_one, _replace_moment_through_none,
+         _move_a_parameter, _drop_a_gradient, _change_an_option, _switch_amsgrad_off, _reload_the_state]
+
+
+PLAIN_ENTRIES = {
+    "reset to {}": lambda state, p: state.__setitem__(p, {}),
+    "copy()": lambda state, p: state.__setitem__(p, state[p].copy()),
+    "dict | {}": lambda state, p: state.__setitem__(p, dict(state[p]) | {}),
+}
 
 
 @needs_triton
-@pytest.mark.parametrize("edit", EDITS, ids=lambda edit: edit.__name__.strip("_"))
+@pytest.mark.parametrize("edit", EDITS + list(PLAIN_ENTRIES.values()),
+                         ids=[edit.__name__.strip("_") for edit in EDITS] + list(PLAIN_ENTRIES))
 def test_cached_fused_step_sees_every_edit_between_steps(interpreter, edit):
     """The optimizer re-uses a fused group's lists and plan from step to step (radam._fused_group). Each edit a user
     can make between steps -- state reset or replaced, a parameter moved, a gradient dropped, an option changed,
-    state reloaded -- is applied to a fused and a single-tensor optimizer alike, and they keep stepping alike."""
+    state reloaded, a parameter's state made a plain dict (whose later changes are not counted) -- is applied to a
+    fused and a single-tensor optimizer alike, and they keep stepping alike. Two steps after the edit, an entry of
+    the edited state is replaced."""
     import radam
 
     generator = torch.Generator().manual_seed(10)
@@ -368,13 +384,16 @@ def test_cached_fused_step_sees_every_edit_between_steps(interpreter, edit):
     for name, flags in {"fused": dict(fused=True), "single": dict(foreach=False)}.items():
         params = [p.clone().requires_grad_() for p in initial]
         runs[name] = params, radam.RAdam(params, lr=1e-2, amsgrad=True, **flags)
-    for step in range(8):
+    plain = edit in PLAIN_ENTRIES.values()
+    for step in range(9):
         grads = [torch.randn(s, generator=generator) for s in shapes]
         for params, optimizer in runs.values():
             for p, g in zip(params, grads):
                 p.grad = g.clone()  # new gradient tensors every step, as zero_grad(set_to_none=True) leaves them
             if step == 4:
-                edit(optimizer, params)
+                edit(optimizer.state, params[1]) if plain else edit(optimizer, params)
+            if step == 6:
+                _replace_moment(optimizer, params)
             optimizer.step()
         (fused_params, fused_opt), (single_params, single_opt) = runs.values()
         for p, q in zip(fused_params, single_params):

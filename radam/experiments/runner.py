@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -116,7 +117,16 @@ def _run_and_record(
 _WORKER: dict[str, Any] = {}  # in a worker process: the experiment's config, task and device
 
 
+def _exit_with(parent: int) -> None:
+    """End this worker as soon as its parent is gone (killed, say), so that no orphan keeps training a run that a
+    resumed experiment will train again, and writing to its checkpoint."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
 def _start_worker(config: ExperimentConfig, device: str, data_root: Path | None, download: bool, threads: int) -> None:
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True, name="exit-with-parent").start()
     torch_device = torch.device(device)
     if torch_device.type == "cpu":
         torch.set_num_threads(threads)
@@ -176,9 +186,9 @@ def run_experiment(
 ) -> Path:
     """Run experiment ``name`` at ``size`` and return the path of its (validated) result file.
 
-    ``name`` may also be an :class:`~radam.experiments.configs.ExperimentConfig` (e.g. a modified one). ``data_source`` swaps the dataset
-    (``"shakespeare"`` for the language-model experiments, ``"cifar10"`` for ``lr-robustness``; both read from
-    ``data_root`` and are downloaded only with ``download=True``). An existing complete result file for the same
+    ``name`` may also be an :class:`~radam.experiments.configs.ExperimentConfig` (e.g. a modified one).
+    ``data_source`` swaps the dataset (``"shakespeare"`` for the language-model experiments, ``"cifar10"`` for
+    ``lr-robustness``; both read from ``data_root`` and are downloaded only with ``download=True``). An existing complete result file for the same
     configuration is returned as is unless ``force``. ``jobs`` worker processes share the runs out (``jobs=1``:
     all in this process, the only mode that calls ``step_callback``).
     """
