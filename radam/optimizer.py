@@ -148,6 +148,13 @@ class RAdam(Optimizer):
             variance of the adaptive learning rate) (default: ``"paper"``).
         amsgrad: use the running maximum of :math:`v_t` in the denominator (AMSGrad); adds
             the state entry ``max_exp_avg_sq`` (default: False).
+
+    **State.** ``optimizer.state`` holds what ``torch.optim.RAdam``'s does (``step``, ``exp_avg``, ``exp_avg_sq``,
+    and ``max_exp_avg_sq`` with amsgrad), in a ``defaultdict`` subclass of ``dict`` subclasses that count every
+    change that can replace an entry, which lets a fused step skip re-checking the state of every parameter when
+    nothing was replaced (see ``radam._counted_state``). ``state_dict()`` hands out each parameter's state as a
+    plain dict, a shallow copy (torch's hands out the live dicts), so that a saved state dict loads with
+    ``torch.load(..., weights_only=True)``; ``load_state_dict`` accepts torch's and ours.
     """
 
     def __init__(
