@@ -222,6 +222,22 @@ def test_workers_end_when_the_experiment_process_is_killed(tmp_path):
     assert alive == []
 
 
+def test_a_script_without_a_main_guard_gets_a_clear_error(tmp_path):
+    """A script that calls run_experiment(jobs=2) at top level: 'spawn' re-imports it in each worker, which dies;
+    the error says why instead of a bare BrokenProcessPool."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent(f"""
+        from radam.experiments import get_config, run_experiment
+        config = get_config("lr-robustness", "tiny")
+        run_experiment(config.replace(optimizers=config.optimizers[:1]), output={str(tmp_path / "r.json")!r},
+                       progress=False, jobs=2)
+    """))
+    environment = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin"}
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=environment, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0 and "if __name__ == '__main__':" in proc.stderr, proc.stderr[-2000:]
+
+
 def test_a_failing_run_in_a_worker_is_reported_naming_it(tmp_path):
     config = _small("lr-robustness", ("sgd",))
     broken = config.replace(optimizers=(config.optimizers[0].__class__("sgd", "sgd", {"nesterov_typo": True}),))

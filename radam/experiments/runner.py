@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,12 @@ def _run_in_workers(
                     pool.shutdown(cancel_futures=True)
                     label, lr, seed = futures[future]
                     failed = run_id(label, lr, seed)
+                    if isinstance(error, BrokenProcessPool):
+                        raise RuntimeError(
+                            f"a worker process died while running {failed}: out of memory, killed, or started from "
+                            "a script without `if __name__ == '__main__':` around its code (worker processes are "
+                            "started with 'spawn', which imports the calling script again); finished runs are kept"
+                        ) from error
                     raise RuntimeError(f"run {failed} failed in a worker process: {error!r}") from error
                 label, _, _ = future.result()
                 bar.update(config.steps + frozen_steps(config.optimizer(label)))
@@ -188,9 +195,10 @@ def run_experiment(
 
     ``name`` may also be an :class:`~radam.experiments.configs.ExperimentConfig` (e.g. a modified one).
     ``data_source`` swaps the dataset (``"shakespeare"`` for the language-model experiments, ``"cifar10"`` for
-    ``lr-robustness``; both read from ``data_root`` and are downloaded only with ``download=True``). An existing complete result file for the same
-    configuration is returned as is unless ``force``. ``jobs`` worker processes share the runs out (``jobs=1``:
-    all in this process, the only mode that calls ``step_callback``).
+    ``lr-robustness``; both read from ``data_root`` and are downloaded only with ``download=True``). An existing
+    complete result file for the same configuration is returned as is unless ``force``. ``jobs`` worker processes
+    share the runs out (``jobs=1``: all in this process, the only mode that calls ``step_callback``); they are
+    started with "spawn", so a script that calls this with ``jobs > 1`` needs ``if __name__ == "__main__":``.
     """
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
