@@ -2,7 +2,8 @@
 
 * :class:`radam.RAdam` is the optimizer: ``torch.optim.RAdam`` with default arguments, every variant as an option;
   :mod:`radam.functional` holds its step, :mod:`radam.fused` the Triton kernel (imported only when used).
-* :class:`radam.Adam2k` and :mod:`radam.schedules` are the paper's ablation and the warmup schedules it is compared with.
+* :class:`radam.Adam2k`, :class:`radam.AdamEps` and :mod:`radam.schedules` are the paper's ablations and the warmup
+  schedules it is compared with.
 * :mod:`radam.theory` holds the paper's quantities (rho_t, the rectification term r_t, the variance of psi, ...).
 * :mod:`radam.experiments` (``python -m radam.experiments``) and :mod:`radam.bench` (``python -m radam.bench``) are the
   training comparisons and the step-time benchmarks; :mod:`radam.book` the helpers the notebooks share.
@@ -10,8 +11,8 @@
 
 from radam import schedules, theory, variants
 from radam.optimizer import RAdam
-from radam.variants import Adam2k
+from radam.variants import Adam2k, AdamEps
 
 __version__ = "0.1.0"
 
-__all__ = ["RAdam", "Adam2k", "schedules", "theory", "variants", "__version__"]
+__all__ = ["RAdam", "Adam2k", "AdamEps", "schedules", "theory", "variants", "__version__"]

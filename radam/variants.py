@@ -7,18 +7,21 @@ moment :math:`v_t` is updated, so that by the time the parameters first move, th
 right that warmup works by reducing that variance, Adam-2k needs no warmup, and it indeed trains the post-LN
 Transformer that plain Adam fails on.
 
-*Adam-eps* (the other ablation, :math:`\epsilon = 10^{-4}`) needs no class: it is ``torch.optim.Adam(..., eps=1e-4)``.
+*Adam-eps*, the other ablation, raises :math:`\epsilon` from :math:`10^{-8}` to :math:`10^{-4}`. Where the
+:math:`\epsilon` goes matters in the first steps: the paper ran fairseq's Adam, which, like the official RAdam code, adds :math:`\epsilon` to :math:`\sqrt{v_t}` *before* the bias correction, and
+``torch.optim.Adam`` adds it after. :class:`AdamEps` is Adam with the paper's placement.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch.optim import Optimizer
 
-__all__ = ["Adam2k"]
+__all__ = ["Adam2k", "AdamEps"]
 
 _MOMENT_CORRECTIONS = ("total", "since_unfreeze")
 
@@ -165,3 +168,60 @@ class Adam2k(Optimizer):
                 denom = (exp_avg_sq.sqrt() / bias_correction2**0.5).add_(eps)
                 param.addcdiv_(exp_avg, denom, value=-step_size)
         return loss
+
+
+class AdamEps(torch.optim.Adam):
+    r"""Adam with :math:`\epsilon` added to :math:`\sqrt{v_t}` before the bias correction (the paper's Adam-eps).
+
+    fairseq's Adam, with which the paper ran its Adam-eps ablation, and the official RAdam code take the step
+
+    .. math::
+
+        \theta_t = \theta_{t-1} - \alpha\,\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\,\frac{m_t}{\sqrt{v_t} + \epsilon}
+        = \theta_{t-1} - \frac{\alpha}{1-\beta_1^t}\,\frac{m_t}{\sqrt{\hat v_t} + \epsilon_t},
+        \qquad \epsilon_t = \frac{\epsilon}{\sqrt{1-\beta_2^t}},
+
+    where ``torch.optim.Adam`` has :math:`\epsilon` in place of :math:`\epsilon_t`. The two agree once
+    :math:`\beta_2^t \approx 0`, but in the first steps, the ones the ablation is about, the paper's :math:`\epsilon`
+    is larger: with :math:`\beta_2 = 0.98` it is :math:`7.1\,\epsilon` at :math:`t = 1` and :math:`2.3\,\epsilon` at
+    :math:`t = 10`. The class is ``torch.optim.Adam`` run with :math:`\epsilon_t` in each step (the right-hand form
+    above), so every other option and the state dict are torch's; the default :math:`\epsilon` is the ablation's
+    :math:`10^{-4}`. All parameters of a group must have taken the same number of steps, and ``capturable`` (a step
+    count on the device) is not supported, because :math:`\epsilon_t` is computed on the host.
+    """
+
+    def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-4, **options: Any) -> None:
+        if options.get("capturable"):
+            raise ValueError("AdamEps computes its epsilon on the host and does not support capturable=True")
+        super().__init__(params, lr=lr, betas=betas, eps=eps, **options)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        r"""One Adam step with :math:`\epsilon_t = \epsilon/\sqrt{1-\beta_2^t}` in every group; return the closure's loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        base_eps = [group["eps"] for group in self.param_groups]
+        steps = [self._next_step(index, group) for index, group in enumerate(self.param_groups)]
+        try:
+            for group, eps, t in zip(self.param_groups, base_eps, steps):
+                group["eps"] = eps / math.sqrt(1 - group["betas"][1] ** t)
+            super().step()
+        finally:
+            for group, eps in zip(self.param_groups, base_eps):
+                group["eps"] = eps
+        return loss
+
+    def _next_step(self, index: int, group: dict[str, Any]) -> int:
+        """The step number :math:`t` that this step gives the group's parameters (checked to be the same for all)."""
+        counts = {
+            int(self.state[p]["step"]) if "step" in self.state[p] else 0 for p in group["params"] if p.grad is not None
+        }
+        if len(counts) > 1:
+            raise ValueError(
+                f"AdamEps: the parameters of param group {index} have taken different numbers of steps "
+                f"{sorted(counts)}, so no single epsilon_t fits them; put them in separate groups"
+            )
+        return counts.pop() + 1 if counts else 1

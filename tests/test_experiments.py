@@ -54,7 +54,7 @@ def test_transformer_warmup_runs_every_optimizer(tiny_results):
     config = get_config("transformer-warmup", "tiny")
     assert doc["schema"] == SCHEMA and doc["config"] == config.to_dict()
     assert {r["optimizer"] for r in doc["runs"]} == {
-        "adam", "adam-warmup", "adam-2k", "adam-eps", "radam", "radam-official", "adam-untuned"}
+        "adam", "adam-warmup", "adam-2k", "adam-eps", "adam-eps-torch", "radam", "radam-official", "adam-untuned"}
     assert doc["provenance"]["device"].startswith("cpu") and doc["provenance"]["torch_version"] == torch.__version__
     for run in doc["runs"]:
         m = run["metrics"]

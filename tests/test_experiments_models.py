@@ -6,6 +6,7 @@ import torch
 from radam.experiments import get_config
 from radam.experiments.models import ResNet, TransformerLM
 from radam.experiments.optimizers import build_optimizer, frozen_steps, schedule_factor
+from radam.variants import AdamEps
 
 
 def _block_outputs(model, tokens):
@@ -67,5 +68,8 @@ def test_run_schedules():
     f = schedule_factor(spec, lm)
     assert f(0) == f(k) == 1.0 and f(k + lm.steps // 2) == pytest.approx(0.5)  # linear decay starts after the freeze
     params = [torch.nn.Parameter(torch.zeros(2))]
-    assert build_optimizer(lm.optimizer("adam-eps"), params, 1e-3, lm).param_groups[0]["eps"] == 1e-4
+    paper_eps = build_optimizer(lm.optimizer("adam-eps"), params, 1e-3, lm)
+    torch_eps = build_optimizer(lm.optimizer("adam-eps-torch"), params, 1e-3, lm)
+    assert type(paper_eps) is AdamEps and type(torch_eps) is torch.optim.Adam
+    assert paper_eps.param_groups[0]["eps"] == torch_eps.param_groups[0]["eps"] == 1e-4
     assert build_optimizer(spec, params, 1e-3, lm).param_groups[0]["freeze_steps"] == k

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from radam.variants import Adam2k
+from radam.variants import Adam2k, AdamEps
 
 
 
@@ -157,3 +157,95 @@ def test_state_dict_round_trip_resumes_identically():
 def test_bad_arguments_name_the_argument(kwargs, word):
     with pytest.raises(ValueError, match=word):
         Adam2k([torch.nn.Parameter(torch.zeros(1))], **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# AdamEps: the paper's Adam-eps, eps added to sqrt(v_t) before the bias correction (fairseq's and the official code's
+# Adam), checked against that formula written out, not against the class's own eps_t rescaling
+
+
+def _fairseq_adam_reference(params, grads_per_step, lr, betas, eps, weight_decay):
+    """fairseq's Adam step written out: decoupled decay, then p -= lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps)."""
+    beta1, beta2 = betas
+    params = [p.detach().clone() for p in params]
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    for t, grads in enumerate(grads_per_step, start=1):
+        for i, g in enumerate(grads):
+            m[i] = beta1 * m[i] + (1 - beta1) * g
+            v[i] = beta2 * v[i] + (1 - beta2) * g * g
+            params[i] = params[i] * (1 - lr * weight_decay)
+            step_size = lr * (1 - beta2**t) ** 0.5 / (1 - beta1**t)
+            params[i] = params[i] - step_size * m[i] / (v[i].sqrt() + eps)
+    return params
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_adam_eps_is_fairseqs_adam_and_keeps_its_eps(foreach):
+    model, x, y = _problem()
+    betas, eps, lr, wd = (0.9, 0.98), 1e-2, 0.05, 0.1  # eps large enough that its placement changes the result
+    opt = AdamEps(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=wd, decoupled_weight_decay=True,
+                  foreach=foreach)
+    start = [p.detach().clone() for p in model.parameters()]
+    grads_per_step = [_grad_step(model, x, y, opt) for _ in range(8)]
+    expected = _fairseq_adam_reference(start, grads_per_step, lr, betas, eps, wd)
+    for p, e in zip(model.parameters(), expected):
+        torch.testing.assert_close(p.detach(), e, rtol=1e-12, atol=1e-14)
+    assert opt.param_groups[0]["eps"] == eps and opt.state_dict()["param_groups"][0]["eps"] == eps
+
+    torch_model, _, _ = _problem()
+    torch_opt = torch.optim.Adam(torch_model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=wd,
+                                 decoupled_weight_decay=True)
+    for _ in range(8):
+        _grad_step(torch_model, x, y, torch_opt)
+    gap = max((p - q).abs().max().item() for p, q in zip(model.parameters(), torch_model.parameters()))
+    assert gap > 1e-4  # torch's placement is a different optimiser in the first steps
+
+
+def test_adam_eps_per_group_betas_and_a_group_added_later():
+    model, x, y = _problem()
+    weight, bias = model.weight, model.bias
+    opt = AdamEps([{"params": [weight], "betas": (0.9, 0.9)}], lr=0.05, betas=(0.8, 0.98), eps=1e-2)
+    start_bias = bias.detach().clone()
+    grads_first = [_grad_step(model, x, y, opt)[0] for _ in range(3)]
+    opt.add_param_group({"params": [bias]})
+    later = [_grad_step(model, x, y, opt) for _ in range(3)]
+    expected_bias = _fairseq_adam_reference([start_bias], [[g[1]] for g in later], 0.05, (0.8, 0.98), 1e-2, 0.0)
+    torch.testing.assert_close(bias.detach(), expected_bias[0], rtol=1e-12, atol=1e-14)
+    assert len(grads_first) == 3 and opt.state[weight]["step"] == 6 and opt.state[bias]["step"] == 3
+
+
+def test_adam_eps_refuses_a_group_with_mixed_step_counts_and_changes_nothing():
+    model, x, y = _problem()
+    opt = AdamEps(model.parameters(), lr=0.05, eps=1e-2)
+    _grad_step(model, x, y, opt)
+    model.bias.grad = None
+    model.weight.grad = torch.ones_like(model.weight)
+    opt.step()  # only the weight takes its second step
+    model.bias.grad = torch.ones_like(model.bias)
+    before = copy.deepcopy(opt.state_dict())
+    params_before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"param group 0 .* different numbers of steps \[1, 2\]"):
+        opt.step()
+    after = opt.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    for key, state in before["state"].items():
+        for name, value in state.items():
+            assert torch.equal(after["state"][key][name], value)
+    for p, b in zip(model.parameters(), params_before):
+        assert torch.equal(p.detach(), b)
+
+
+def test_adam_eps_restores_eps_when_the_step_fails():
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = AdamEps([p], eps=1e-3)
+    p.grad = torch.sparse_coo_tensor([[0]], [1.0], (2,), check_invariants=True)
+    with pytest.raises(RuntimeError):
+        opt.step()
+    assert opt.param_groups[0]["eps"] == 1e-3
+
+
+def test_adam_eps_refuses_capturable_and_defaults_to_the_ablations_eps():
+    with pytest.raises(ValueError, match="capturable"):
+        AdamEps([torch.nn.Parameter(torch.zeros(1))], capturable=True)
+    assert AdamEps([torch.nn.Parameter(torch.zeros(1))]).defaults["eps"] == 1e-4

@@ -16,7 +16,7 @@ __all__ = ["OptimizerSpec", "ExperimentConfig", "EXPERIMENTS", "SIZES", "get_con
 
 SIZES = ("tiny", "default", "full")
 WARMUPS = ("none", "linear", "untuned-linear", "untuned-exponential", "rectification")
-KINDS = ("adam", "adam2k", "radam", "sgd")
+KINDS = ("adam", "adam2k", "adam-eps", "radam", "sgd")
 TASKS = ("language-model", "image-classification")
 DECAYS = ("none", "linear", "step")
 
@@ -135,7 +135,16 @@ def _transformer_optimizers(beta2: float, warmup_steps: int, freeze_steps: int) 
             description=f"Adam-2k: only v is updated for the first {freeze_steps} steps (not counted in the step axis)",
         ),
         OptimizerSpec(
-            "adam-eps", "adam", {"decoupled_weight_decay": True, "eps": 1e-4}, description="Adam-eps: eps = 1e-4"
+            "adam-eps",
+            "adam-eps",
+            {"decoupled_weight_decay": True, "eps": 1e-4},
+            description="Adam-eps as the paper ran it: eps = 1e-4 added to sqrt(v_t) before the bias correction",
+        ),
+        OptimizerSpec(
+            "adam-eps-torch",
+            "adam",
+            {"decoupled_weight_decay": True, "eps": 1e-4},
+            description="Adam-eps with torch.optim.Adam's placement: eps = 1e-4 added after the bias correction",
         ),
         OptimizerSpec("radam", "radam", {}, description="radam.RAdam with default arguments (= torch.optim.RAdam)"),
         OptimizerSpec(
@@ -229,7 +238,7 @@ def _transformer_warmup(size: str) -> ExperimentConfig:
 
 def _gradient_histograms(size: str) -> ExperimentConfig:
     base = _transformer_warmup(size)
-    keep = ("adam", "adam-warmup", "adam-2k", "adam-eps", "radam")
+    keep = ("adam", "adam-warmup", "adam-2k", "adam-eps", "adam-eps-torch", "radam")
     optimizers = tuple(spec for spec in base.optimizers if spec.label in keep)
     steps = {"tiny": 6, "default": 100, "full": 100}[size]
     histogram_steps = {"tiny": (1, 2, 5, 6), "default": (1, 2, 5, 10, 25, 50, 75, 100)}.get(

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from radam import schedules
 from radam.experiments.configs import ExperimentConfig, OptimizerSpec
-from radam.variants import Adam2k
+from radam.variants import Adam2k, AdamEps
 
 __all__ = ["build_optimizer", "frozen_steps", "schedule_factor"]
 
@@ -67,8 +67,8 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     """The optimiser of ``spec`` over ``params``, with the experiment's betas and weight decay.
 
-    ``kind`` is ``"adam"`` (``torch.optim.Adam``), ``"adam2k"`` (:class:`radam.variants.Adam2k`),
-    ``"radam"`` (``radam.RAdam``) or ``"sgd"`` (``torch.optim.SGD``, where ``betas`` do not apply);
+    ``kind`` is ``"adam"`` (``torch.optim.Adam``), ``"adam2k"`` (:class:`radam.variants.Adam2k`), ``"adam-eps"``
+    (:class:`radam.variants.AdamEps`), ``"radam"`` (``radam.RAdam``) or ``"sgd"`` (``torch.optim.SGD``, where ``betas`` do not apply);
     ``spec.options`` adds keyword arguments such as ``eps``, ``decoupled_weight_decay``, ``degenerate``.
     """
     options = dict(spec.options)
@@ -79,6 +79,8 @@ def build_optimizer(
         return torch.optim.Adam(params, **common, **options)
     if spec.kind == "adam2k":
         return Adam2k(params, **common, **options)
+    if spec.kind == "adam-eps":
+        return AdamEps(params, **common, **options)
     from radam.optimizer import RAdam
 
     return RAdam(params, **common, **options)
