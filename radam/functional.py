@@ -88,7 +88,8 @@ def check_variant_options(degenerate: Any, threshold: Any, rectifier: Any, amsgr
     ``degenerate`` must be one of ``DEGENERATE_MODES``, ``rectifier`` one of ``RECTIFIERS``, ``amsgrad`` a
     bool (Python's or numpy's), and ``threshold`` a real number (any ``numbers.Real``, numpy scalars included; not
     a bool): at least 4 for the paper's rectifier (its formula is real only for :math:`\\rho_t > 4`) and above 2
-    for the exact one (the exact variance is finite only for :math:`\\rho > 2`). Valid values are kept as given.
+    for the exact one (the exact variance is finite only for :math:`\\rho > 2`). ``radam.RAdam`` stores a
+    valid ``threshold`` as a Python float and ``amsgrad`` as a Python bool.
     """
     if not isinstance(degenerate, str) or degenerate not in DEGENERATE_MODES:
         raise ValueError(f"Invalid degenerate option: {degenerate!r}; allowed values are {DEGENERATE_MODES}")

@@ -31,8 +31,38 @@ __all__ = ["RAdam"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _VARIANT_KEYS = ("degenerate", "threshold", "rectifier", "amsgrad")
+_MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 _SavedState = dict[torch.Tensor, "tuple[dict[str, Any], dict[str, Any]] | None"]
 """A parameter's state dict and a copy of its entries, or None where it had no state (``RAdam._save_state``)."""
+
+
+def _check_moments_fit(group_index: int, params: list[torch.Tensor], state: dict[Any, Any]) -> None:
+    """Raise ``ValueError`` naming the parameter if its moments do not fit it for the for-loop and foreach paths:
+    another shape or another dtype. Run when a group's ``fused`` is switched off: the fused step keeps float32
+    moments for bfloat16 and float16 parameters, which the other paths cannot use. (Not run at every step, where it
+    would cost as much host time as the other checks together: a parameter replaced by one of another shape after
+    steps were taken fails inside torch's ops, as it does in ``torch.optim.RAdam``.)"""
+    for position, p in enumerate(params):
+        p_state = state.get(p)
+        if not p_state or p.grad is None:
+            continue
+        for key in _MOMENT_KEYS:
+            moment = p_state.get(key)
+            if moment is None:
+                continue
+            if moment.shape != p.shape:
+                raise ValueError(
+                    f"param group {group_index}, parameter {position}: state {key!r} has shape {tuple(moment.shape)} "
+                    f"but the parameter has shape {tuple(p.shape)} (was the parameter replaced after steps were "
+                    "taken?); the state was left as it was"
+                )
+            if moment.dtype != p.dtype:
+                raise ValueError(
+                    f"param group {group_index}, parameter {position}: state {key!r} is {moment.dtype} but the "
+                    f"parameter is {p.dtype}; the for-loop and foreach paths keep the moments in the parameter's "
+                    "dtype (float32 moments of a low-precision parameter belong to fused=True); the state was left "
+                    "as it was"
+                )
 
 
 class RAdam(Optimizer):
@@ -190,6 +220,7 @@ class RAdam(Optimizer):
         if not 0.0 <= weight_decay:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         check_variant_options(degenerate, threshold, rectifier, amsgrad)
+        threshold, amsgrad = float(threshold), bool(amsgrad)  # numpy scalars would stop a weights-only torch.load
 
         defaults = {
             "lr": lr,
@@ -218,6 +249,9 @@ class RAdam(Optimizer):
         if isinstance(param_group, dict):
             options = {**self.defaults, **param_group}
             check_variant_options(*(options[key] for key in _VARIANT_KEYS))
+            for key, python_type in (("threshold", float), ("amsgrad", bool)):
+                if key in param_group:
+                    param_group[key] = python_type(param_group[key])
             if options["fused"]:
                 params = param_group.get("params", [])
                 if not isinstance(params, (torch.Tensor, set)):  # normalised as the base class does (it rejects sets)
@@ -261,9 +295,36 @@ class RAdam(Optimizer):
                     )
                 if fused and p.dtype in _LOW_PRECISION:
                     # load_state_dict casts state to the parameter's dtype; the fused kernel keeps float32 moments
-                    for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+                    for key in _MOMENT_KEYS:
                         if key in p_state and p_state[key].dtype != torch.float32:
                             p_state[key] = p_state[key].to(torch.float32)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """``torch.optim.Optimizer.load_state_dict``, except that the float32 moments of bfloat16 or float16 parameters
+        in fused groups load exactly: torch casts every state tensor to its parameter's dtype, which would round them."""
+        exact = self._fused_float32_moments(state_dict)
+        super().load_state_dict(state_dict)
+        for param, key, value in exact:
+            self.state[param][key] = value.to(device=param.device, dtype=torch.float32, copy=True)
+
+    def _fused_float32_moments(self, state_dict: dict[str, Any]) -> list[tuple[torch.Tensor, str, torch.Tensor]]:
+        """The saved float32 moments that ``load_state_dict`` must not round: ``(param, key, saved tensor)``."""
+        saved_groups, saved_state = state_dict.get("param_groups"), state_dict.get("state")
+        if not isinstance(saved_groups, list) or not isinstance(saved_state, dict):
+            return []  # the base class reports what is wrong
+        exact = []
+        for group, saved in zip(self.param_groups, saved_groups):
+            if not isinstance(saved, dict) or not saved.get("fused") or len(saved["params"]) != len(group["params"]):
+                continue
+            for param, param_id in zip(group["params"], saved["params"]):
+                entry = saved_state.get(param_id)
+                if param.dtype not in _LOW_PRECISION or not isinstance(entry, dict):
+                    continue
+                for key in _MOMENT_KEYS:
+                    value = entry.get(key)
+                    if torch.is_tensor(value) and value.dtype == torch.float32:
+                        exact.append((param, key, value))
+        return exact
 
     def state_dict(self) -> dict[str, Any]:
         """``torch.optim.Optimizer.state_dict()``, with every parameter's state a plain dict (so that a saved state
@@ -356,8 +417,13 @@ class RAdam(Optimizer):
         is restored as it was and the error raised: nothing has moved."""
         groups = self.param_groups
         fused_steps = self._fused_steps
-        for index in [i for i, s in fused_steps.items() if i >= len(groups) or s.group is not groups[i]
-                      or not groups[i]["fused"]]:
+        stale = [
+            i for i, s in fused_steps.items() if i >= len(groups) or s.group is not groups[i] or not groups[i]["fused"]
+        ]
+        for index in stale:
+            if index < len(groups) and fused_steps[index].group is groups[index]:  # fused=True switched off
+                _check_moments_fit(index, groups[index]["params"], self.state)
+        for index in stale:
             del fused_steps[index]  # a group removed, replaced or no longer fused: let its tensors go
         current = {
             index

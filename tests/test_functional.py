@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 
 import numpy as np
@@ -261,7 +262,7 @@ def test_check_variant_options_accepts_exactly_the_documented_values():
 @pytest.mark.parametrize("foreach", [False, True])
 @pytest.mark.parametrize("capturable", [False, True])
 def test_numpy_option_values_step_like_python_ones(foreach, capturable):
-    """Stored as given (torch style), and the step treats them exactly like the Python values."""
+    """Stored as Python values (so a saved state dict loads with weights_only=True), stepping like the Python ones."""
     runs = []
     for threshold, amsgrad in ((4.0, True), (np.float32(4.0), np.True_)):
         p = torch.linspace(-1, 1, 5, dtype=torch.float64).requires_grad_()
@@ -269,7 +270,13 @@ def test_numpy_option_values_step_like_python_ones(foreach, capturable):
                           capturable=capturable)
         q = torch.zeros(2, dtype=torch.float64, requires_grad=True)
         opt.add_param_group({"params": [q], "threshold": np.float64(6.5), "amsgrad": np.False_})
-        assert opt.param_groups[0]["threshold"] is threshold and opt.param_groups[0]["amsgrad"] is amsgrad
+        stored = [(group["threshold"], group["amsgrad"]) for group in opt.param_groups]
+        assert stored == [(4.0, True), (6.5, False)]
+        assert [(type(t), type(a)) for t, a in stored] == [(float, bool)] * 2
+        buffer = io.BytesIO()
+        torch.save(opt.state_dict(), buffer)
+        buffer.seek(0)
+        assert torch.load(buffer, weights_only=True)["param_groups"][1]["threshold"] == 6.5
         gen = torch.Generator().manual_seed(0)
         for _ in range(9):
             p.grad = torch.randn(5, generator=gen, dtype=torch.float64)

@@ -571,10 +571,39 @@ def test_fused_dispatch_contract_and_float32_state(monkeypatch):
     assert [float(opt.state[p]["step"]) for p in (a, b)] == [6.0, 6.0]
     opt.param_groups[0]["amsgrad"] = True
     # load_state_dict would cast the moments to bfloat16; the fused optimizer keeps them in float32
+    # values that bfloat16 cannot represent, so that a round trip through it would show
+    for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+        opt.state[a][key].copy_(torch.tensor([1 / 3, 1e-3 + 1e-7, 12345.678]))
     sd = opt.state_dict()
     opt2 = RAdam([a, b], fused=True, amsgrad=True)
     opt2.load_state_dict(sd)
-    assert opt2.state[a]["exp_avg"].dtype == torch.float32
+    for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+        loaded = opt2.state[a][key]
+        assert loaded.dtype == torch.float32 and torch.equal(loaded, opt.state[a][key])
+        assert loaded.data_ptr() != opt.state[a][key].data_ptr()  # a copy, as torch's load_state_dict makes
+
+
+def test_switching_fused_off_with_float32_moments_is_refused_naming_the_parameter(monkeypatch):
+    """The fused step keeps float32 moments for a bfloat16 parameter; the other paths cannot use them. Switching
+    fused off is refused before anything moves, naming the parameter, and stays refused until it is undone."""
+    monkeypatch.setitem(sys.modules, "radam.fused", _stub_fused_module([]))
+    a = torch.ones(3, dtype=torch.float32, requires_grad=True)
+    b = torch.ones(2, dtype=torch.bfloat16, requires_grad=True)
+    opt = RAdam([a, b], fused=True)
+    a.grad, b.grad = torch.ones_like(a), torch.ones_like(b)
+    opt.step()
+    before = {key: value.clone() for key, value in opt.state[b].items()}
+    a_before = a.detach().clone()
+    opt.param_groups[0]["fused"] = None
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"param group 0, parameter 1: state 'exp_avg' is torch.float32 but the "
+                                             r"parameter is torch.bfloat16"):
+            opt.step()
+    assert all(torch.equal(opt.state[b][key], value) for key, value in before.items())
+    assert float(opt.state[a]["step"]) == 1.0 and torch.equal(a.detach(), a_before)
+    opt.param_groups[0]["fused"] = True
+    opt.step()
+    assert float(opt.state[b]["step"]) == 2.0
 
 
 # --- Serialisation and lifecycle -----------------------------------------------------------------------------------
