@@ -51,6 +51,7 @@ from typing import Any, Callable
 
 import torch
 
+from radam._cli import non_negative_int, positive_int
 from radam.atomic import write_json_atomically
 
 __all__ = ["CASES", "IMPLEMENTATIONS", "copy_bandwidth", "gpt2_small_shapes", "main", "run", "write_json"]
@@ -399,13 +400,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--cases", help=f"comma-separated, from {', '.join(CASES)}")
     parser.add_argument("--impls", help=f"comma-separated, from {', '.join(IMPLEMENTATIONS)}")
-    parser.add_argument("--repeats", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=8)
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--copy-mib", type=int, help="size of the bandwidth copy (default 1024 on GPU, 256 on CPU)")
-    parser.add_argument("--fused-block-size", type=int, help="elements per block of the fused kernel (a power of 2)")
-    parser.add_argument("--fused-programs-per-sm", type=int, help="programs per multiprocessor of the fused kernel")
-    parser.add_argument("--fused-num-warps", type=int, help="warps per program of the fused kernel")
+    parser.add_argument("--repeats", type=positive_int, default=50)
+    parser.add_argument("--warmup", type=non_negative_int, default=8)
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--copy-mib", type=positive_int, help="size of the bandwidth copy (default 1024 on GPU, 256 on CPU)")
+    parser.add_argument("--fused-block-size", type=positive_int, help="elements per block of the fused kernel (a power of 2)")
+    parser.add_argument("--fused-programs-per-sm", type=positive_int, help="programs per multiprocessor of the fused kernel")
+    parser.add_argument("--fused-num-warps", type=positive_int, help="warps per program of the fused kernel")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--out", type=Path, help="JSON file to write")
     output.add_argument("--out-dir", type=Path, help="folder for the JSON file (named after the device)")

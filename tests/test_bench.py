@@ -79,6 +79,12 @@ def test_cli_writes_json_named_after_the_device(tiny_case, tmp_path, capsys):
     assert "ratio radam-default / torch-radam-default" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         bench.main(["--device", "cpu", "--impls", "no-such-implementation"])
+    capsys.readouterr()
+    for option, value, message in (("--repeats", "0", "0 is less than 1"), ("--warmup", "-1", "-1 is less than 0"),
+                                   ("--threads", "two", "'two' is not an integer")):
+        with pytest.raises(SystemExit) as info:
+            bench.main(["--device", "cpu", option, value])
+        assert info.value.code == 2 and option in (err := capsys.readouterr().err) and message in err
 
 
 def test_committed_cpu_results_name_the_cpu():

@@ -270,6 +270,15 @@ def valid_document(tiny_results):
     return json.loads(json.dumps(tiny_results["lr-robustness"]))
 
 
+def _edited(change):
+    """A corruption that applies ``change`` to a copy of the valid document."""
+    def corrupt(text, doc):
+        doc = json.loads(json.dumps(doc))
+        change(doc)
+        return json.dumps(doc)
+    return corrupt
+
+
 @pytest.mark.parametrize(
     "corrupt, message",
     [
@@ -281,6 +290,15 @@ def valid_document(tiny_results):
         (lambda text, doc: json.dumps({**doc, "runs": [{**doc["runs"][0], "metrics": {}}] + doc["runs"][1:]}),
          "lacks"),
         (lambda text, doc: json.dumps([1, 2]), "JSON object"),
+        (_edited(lambda doc: doc["config"]["optimizers"][0].pop("label")), "config.optimizers"),
+        (_edited(lambda doc: doc["config"].update(optimizers=3)), "config.optimizers"),
+        (_edited(lambda doc: doc["config"].update(seeds=["0"])), "config.seeds"),
+        (_edited(lambda doc: doc["runs"].append(doc["runs"][0])), r"\(sgd, lr=0.1, seed=0\) appears twice"),
+        (_edited(lambda doc: doc["runs"][0]["metrics"].update(final_test_accuracy="high")), "final_test_accuracy"),
+        (_edited(lambda doc: doc["runs"][0]["metrics"].update(log_steps=10)), "log_steps"),
+        (_edited(lambda doc: doc["runs"][0]["metrics"]["train_loss"].__setitem__(0, "nan")), "train_loss"),
+        (_edited(lambda doc: doc["runs"][0]["metrics"].update(diverged_at="never")), "diverged_at"),
+        (_edited(lambda doc: doc["runs"][0].update(seed=True)), "'seed'"),
     ],
 )
 def test_corrupt_result_files_are_rejected_naming_the_file(tmp_path, valid_document, corrupt, message):
@@ -296,6 +314,8 @@ def test_corrupt_result_files_are_rejected_naming_the_file(tmp_path, valid_docum
 def test_missing_result_file_is_a_clear_error(tmp_path):
     with pytest.raises(ResultsError, match="does not exist"):
         load_results(tmp_path / "nothing.json")
+    with pytest.raises(ResultsError, match="cannot be read"):
+        load_results(tmp_path)
 
 
 def test_atomic_write_refuses_nan_and_leaves_no_partial_file(tmp_path):
@@ -320,6 +340,10 @@ def test_cli_list_run_show(tmp_path, capsys):
     output.write_text("{")
     assert main(["show", str(output)]) == 2
     assert str(output) in capsys.readouterr().err
+    for option in ("--jobs", "--threads"):
+        with pytest.raises(SystemExit) as info:
+            main(["run", "lr-robustness", "--size", "tiny", option, "0"])
+        assert info.value.code == 2 and f"{option}: 0 is less than 1" in capsys.readouterr().err
 
 
 def test_sizes_are_consistent():

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from radam._cli import positive_int
 from radam.experiments.configs import EXPERIMENTS, SIZES, describe
 from radam.experiments.results import ResultsError, cache_path, load_results, summarize
 from radam.experiments.runner import run_experiment
@@ -46,8 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--output", type=Path, help="result file (default: results/NAME-SIZE.json)")
     run.add_argument("--write-cache", action="store_true", help="write the package's cached copy in radam/data/")
     run.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    run.add_argument("--threads", type=int, help="CPU threads for torch")
-    run.add_argument("--jobs", type=int, default=1, help="worker processes sharing the runs out (default 1)")
+    run.add_argument("--threads", type=positive_int, help="CPU threads for torch")
+    run.add_argument("--jobs", type=positive_int, default=1, help="worker processes sharing the runs out (default 1)")
     run.add_argument("--data", choices=["stdlib", "shakespeare", "digits", "cifar10"], help="swap the dataset")
     run.add_argument("--data-root", type=Path, help="folder of the opt-in datasets")
     run.add_argument("--download", action="store_true", help="allow downloading an opt-in dataset")

@@ -110,8 +110,62 @@ def _fail(path: Path | str, problem: str) -> ResultsError:
     return ResultsError(f"result file {path}: {problem}")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_list_of(value: Any, check: Any) -> bool:
+    return isinstance(value, list) and all(check(item) for item in value)
+
+
+def _is_metric(value: Any) -> bool:
+    return value is None or _is_number(value)
+
+
+def _check_config(config: dict[str, Any], path: Path | str) -> str:
+    """Check the parts of ``config`` that reading the runs relies on; return the task."""
+    task = config.get("task")
+    if task not in _TASK_METRICS:
+        raise _fail(path, f"config.task is {task!r}, expected one of {sorted(_TASK_METRICS)}")
+    optimizers = config.get("optimizers")
+    if not _is_list_of(optimizers, lambda spec: isinstance(spec, dict) and isinstance(spec.get("label"), str)):
+        raise _fail(path, "config.optimizers must be a list of objects, each with a string 'label'")
+    if not _is_list_of(config.get("lrs"), _is_number):
+        raise _fail(path, "config.lrs must be a list of numbers")
+    if not _is_list_of(config.get("seeds"), lambda seed: isinstance(seed, int) and not isinstance(seed, bool)):
+        raise _fail(path, "config.seeds must be a list of integers")
+    return task
+
+
+def _check_metrics(metrics: dict[str, Any], task: str, where: str, path: Path | str, histograms: bool) -> None:
+    for key in _METRIC_KEYS + _TASK_METRICS[task]:
+        if key not in metrics:
+            raise _fail(path, f"{where} lacks {key!r}")
+    for key in ("log_steps", "eval_steps"):
+        if not _is_list_of(metrics[key], lambda step: isinstance(step, int) and not isinstance(step, bool)):
+            raise _fail(path, f"{where}: {key!r} must be a list of step numbers")
+    series = ["train_loss"] + [key for key in _TASK_METRICS[task] if not key.startswith("final_")]
+    for key in series:
+        if not _is_list_of(metrics[key], _is_metric):
+            raise _fail(path, f"{where}: {key!r} must be a list of numbers (or null where a run diverged)")
+    if len(metrics["log_steps"]) != len(metrics["train_loss"]):
+        raise _fail(path, f"{where}: log_steps and train_loss differ in length")
+    for key in ["final_train_loss"] + [key for key in _TASK_METRICS[task] if key.startswith("final_")]:
+        if not _is_metric(metrics[key]):
+            raise _fail(path, f"{where}: {key!r} must be a number or null, got {metrics[key]!r}")
+    diverged_at = metrics["diverged_at"]
+    if diverged_at is not None and not (isinstance(diverged_at, int) and not isinstance(diverged_at, bool)):
+        raise _fail(path, f"{where}: 'diverged_at' must be a step number or null, got {diverged_at!r}")
+    if histograms and not isinstance(metrics.get("histograms"), dict):
+        raise _fail(path, f"{where} lacks 'histograms'")
+
+
 def validate_results(document: Any, path: Path | str = "<memory>") -> dict[str, Any]:
-    """Check a result document's schema and fields; return it, or raise :class:`ResultsError` naming ``path``."""
+    """Check a result document's schema and fields; return it, or raise :class:`ResultsError` naming ``path``.
+
+    Every (optimizer, lr, seed) of the config must appear exactly once among the runs: a missing run, an extra one or
+    a duplicate (which would weigh one seed twice in :func:`summarize`) is an error.
+    """
     if not isinstance(document, dict):
         raise _fail(path, f"expected a JSON object, got {type(document).__name__}")
     schema = document.get("schema")
@@ -124,31 +178,23 @@ def validate_results(document: Any, path: Path | str = "<memory>") -> dict[str, 
         if key not in document["provenance"]:
             raise _fail(path, f"provenance lacks {key!r}")
     config = document["config"]
-    task = config.get("task")
-    if task not in _TASK_METRICS:
-        raise _fail(path, f"config.task is {task!r}, expected one of {sorted(_TASK_METRICS)}")
+    task = _check_config(config, path)
     expected = {
-        (spec["label"], float(lr), int(seed))
-        for spec in config.get("optimizers", [])
-        for lr in config.get("lrs", [])
-        for seed in config.get("seeds", [])
+        (spec["label"], float(lr), seed) for spec in config["optimizers"] for lr in config["lrs"] for seed in config["seeds"]
     }
     found = set()
     for i, run in enumerate(document["runs"]):
         if not isinstance(run, dict):
             raise _fail(path, f"runs[{i}] is not an object")
         for key, kind in _RUN_KEYS.items():
-            if not isinstance(run.get(key), kind):
+            if not isinstance(run.get(key), kind) or isinstance(run[key], bool):
                 raise _fail(path, f"runs[{i}] field {key!r} is missing or has the wrong type")
-        metrics = run["metrics"]
-        for key in _METRIC_KEYS + _TASK_METRICS[task]:
-            if key not in metrics:
-                raise _fail(path, f"runs[{i}] ({run['optimizer']}, lr={run['lr']}, seed={run['seed']}) lacks {key!r}")
-        if len(metrics["log_steps"]) != len(metrics["train_loss"]):
-            raise _fail(path, f"runs[{i}]: log_steps and train_loss differ in length")
-        if config.get("histogram_steps") and "histograms" not in metrics:
-            raise _fail(path, f"runs[{i}] lacks 'histograms'")
-        found.add((run["optimizer"], float(run["lr"]), int(run["seed"])))
+        where = f"runs[{i}] ({run['optimizer']}, lr={run['lr']}, seed={run['seed']})"
+        _check_metrics(run["metrics"], task, where, path, histograms=bool(config.get("histogram_steps")))
+        key = (run["optimizer"], float(run["lr"]), run["seed"])
+        if key in found:
+            raise _fail(path, f"{where} appears twice")
+        found.add(key)
     if found != expected:
         missing = sorted(expected - found)[:3]
         extra = sorted(found - expected)[:3]
@@ -165,6 +211,8 @@ def load_results(path: str | Path) -> dict[str, Any]:
         raise _fail(path, "does not exist") from None
     except UnicodeDecodeError as error:
         raise _fail(path, f"is not UTF-8 text ({error})") from None
+    except OSError as error:  # a directory, no permission, ...
+        raise _fail(path, f"cannot be read ({error.strerror or error})") from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
