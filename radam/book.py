@@ -22,16 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["setup", "glue", "round_significant", "full_run", "show_source", "SEED"]
+__all__ = ["setup", "glue", "round_significant", "show_source", "SEED"]
 
 SEED = 0
 FIGURE_SIZE = (6.4, 4.0)
 FIGURE_DPI = 100
-
-
-def full_run(default: bool = False) -> bool:
-    """Whether the long experiments should run: the notebook's ``FULL_RUN`` switch, or ``RADAM_FULL_RUN=1``."""
-    return default or os.environ.get("RADAM_FULL_RUN", "0") == "1"
 
 
 def setup(seed: int = SEED, threads: int = 1) -> torch.device:

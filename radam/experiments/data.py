@@ -168,7 +168,13 @@ def digits_dataset(size: int = 16, test_fraction: float = 0.25) -> ImageDataset:
     every run and every machine sees the same train and test sets. Pixel values 0..16 are standardised with the
     training set's mean and standard deviation.
     """
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ImportError(
+            "the digits dataset ships with scikit-learn, which radam does not require: "
+            "pip install scikit-learn (or the package's extra, radam[experiments])"
+        ) from None
 
     if size < 8:
         raise ValueError(f"size must be at least 8 (the digits are 8x8), got {size}")
