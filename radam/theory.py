@@ -97,7 +97,7 @@ def rho_inf(beta2: ArrayLike) -> np.ndarray:
 
 
 def rho_t(t: ArrayLike, beta2: ArrayLike) -> np.ndarray:
-    r"""The length of the SMA whose centre of mass matches Adam's EMA after ``t`` steps (the paper's Eq. 4).
+    r"""The length of the SMA whose centre of mass matches Adam's EMA after ``t`` steps (solving the paper's Eq. 4).
 
     .. math:: \rho_t = \rho_\infty - \frac{2 t \beta_2^t}{1-\beta_2^t}
 
