@@ -26,6 +26,15 @@ def test_permissions_are_those_of_an_ordinary_file(tmp_path):
     assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644
 
 
+def test_no_process_wide_state_is_touched(tmp_path, monkeypatch):
+    """Toggling the umask to read it would give files created meanwhile by other threads the wrong permissions."""
+    def forbidden(*args):
+        raise AssertionError("os.umask changes the whole process")
+    monkeypatch.setattr(os, "umask", forbidden)
+    write_json_atomically({"a": 1}, tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text()) == {"a": 1}
+
+
 def test_an_interrupted_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     path = tmp_path / "r.json"
     write_json_atomically({"old": True}, path)

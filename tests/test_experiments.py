@@ -14,7 +14,7 @@ import torch
 
 from radam.experiments import ResultsError, get_config, load_results, run_experiment, summarize
 from radam.experiments.__main__ import main
-from radam.experiments.results import SCHEMA, write_json_atomically
+from radam.experiments.results import SCHEMA, hardware_name, write_json_atomically
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -165,7 +165,8 @@ def test_worker_processes_give_the_same_results_and_resume(tmp_path):
     output = tmp_path / "parallel.json"
     folder = output.with_name(output.name + ".checkpoints")
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(config.to_dict()))
+    marker = {"config": config.to_dict(), "hardware": hardware_name(torch.device("cpu"))}
+    (folder / "config.json").write_text(json.dumps(marker))
     first = reference["runs"][0]
     planted = {**first, "metrics": {**first["metrics"], "final_test_accuracy": 0.123}}  # recognisable if kept
     (folder / f"{first['optimizer']}__lr{first['lr']:g}__seed{first['seed']}.json").write_text(json.dumps(planted))
@@ -254,6 +255,22 @@ def test_checkpoint_folder_of_another_config_is_refused(tmp_path):
         run_experiment(config, output=output, progress=False, step_callback=_interrupt_at(3))
     with pytest.raises(RuntimeError, match="different configuration"):
         run_experiment(config.replace(steps=6), output=output, progress=False)
+
+
+def test_checkpoint_folder_of_other_hardware_is_refused(tmp_path):
+    """A result file names one device: runs begun on a GPU are not finished on a CPU (or on another GPU model)."""
+    config = _small("lr-robustness", ("sgd",))
+    output = tmp_path / "r.json"
+    with pytest.raises(_Killed):
+        run_experiment(config, output=output, progress=False, step_callback=_interrupt_at(3))
+    marker = output.with_name(output.name + ".checkpoints") / "config.json"
+    saved = json.loads(marker.read_text())
+    assert saved["hardware"] == hardware_name(torch.device("cpu"))
+    marker.write_text(json.dumps({**saved, "hardware": "cuda: NVIDIA H100 80GB HBM3"}))
+    with pytest.raises(RuntimeError, match=r"computed on 'cuda: NVIDIA H100 80GB HBM3', not on 'cpu: "):
+        run_experiment(config, output=output, progress=False)
+    marker.write_text(json.dumps(saved))
+    assert load_results(run_experiment(config, output=output, progress=False))["config"] == config.to_dict()
 
 
 def test_complete_result_file_is_not_recomputed(tmp_path):

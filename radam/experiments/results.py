@@ -36,6 +36,7 @@ __all__ = [
     "ResultsError",
     "provenance",
     "device_name",
+    "hardware_name",
     "write_json_atomically",
     "load_results",
     "validate_results",
@@ -57,15 +58,22 @@ class ResultsError(ValueError):
     """A result file cannot be used: not JSON, truncated, an old schema, or missing fields."""
 
 
-def device_name(device: torch.device, threads: int | None = None, processes: int = 1) -> str:
-    """A readable name: the GPU model for CUDA; for the CPU the processor and how many threads computed (``threads``
-    in each of ``processes`` worker processes; by default this process's torch threads)."""
+def hardware_name(device: torch.device) -> str:
+    """The hardware that computes: ``cuda: `` and the GPU model, or ``cpu: `` and the processor."""
     if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}" + (f", {processes} processes" if processes > 1 else "")
-    processor = platform.processor() or platform.machine() or "unknown processor"
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {platform.processor() or platform.machine() or 'unknown processor'}"
+
+
+def device_name(device: torch.device, threads: int | None = None, processes: int = 1) -> str:
+    """A readable name: :func:`hardware_name`, and how it computed: for CUDA the worker processes sharing the GPU,
+    for the CPU the threads (``threads`` in each of ``processes`` worker processes; by default this process's torch
+    threads) and the cores visible."""
+    if device.type == "cuda":
+        return hardware_name(device) + (f", {processes} processes" if processes > 1 else "")
     threads = torch.get_num_threads() if threads is None else threads
     workers = f" in each of {processes} processes" if processes > 1 else ""
-    return f"cpu: {processor}, {threads} threads{workers}, {os.cpu_count()} cores visible"
+    return f"{hardware_name(device)}, {threads} threads{workers}, {os.cpu_count()} cores visible"
 
 
 def _git_commit() -> str:
@@ -180,7 +188,10 @@ def validate_results(document: Any, path: Path | str = "<memory>") -> dict[str, 
     config = document["config"]
     task = _check_config(config, path)
     expected = {
-        (spec["label"], float(lr), seed) for spec in config["optimizers"] for lr in config["lrs"] for seed in config["seeds"]
+        (spec["label"], float(lr), seed)
+        for spec in config["optimizers"]
+        for lr in config["lrs"]
+        for seed in config["seeds"]
     }
     found = set()
     for i, run in enumerate(document["runs"]):

@@ -1,15 +1,15 @@
 """Running a whole experiment: every (optimizer, lr, seed), resumable, ending in one validated result file.
 
 Layout beside the result file ``OUT.json``: a folder ``OUT.json.checkpoints/`` holding ``config.json`` (the
-configuration the folder belongs to), ``RUN.pt`` (the latest checkpoint of an unfinished run) and ``RUN.json`` (the
-metrics of a finished run). A second invocation with the same configuration skips finished runs and resumes the
-unfinished one from its checkpoint, so a run killed at any point ends with the same metrics as one never
-interrupted. With ``jobs > 1`` the runs are shared out to that many worker processes on the same device (small
-models leave a GPU mostly idle, waiting for Python; several processes fill it); every run seeds itself, so its
-numbers do not depend on which process ran it or in what order. Each run's record keeps its wall time
-(``seconds``, of the session that finished it) and the git commit of the code that computed it; the provenance's
-commit is that of the session that started last, its date that of the end. Once every run is done the result file
-is written atomically and the folder is removed.
+configuration the folder belongs to and the hardware its runs are computed on; resuming elsewhere is refused),
+``RUN.pt`` (the latest checkpoint of an unfinished run) and ``RUN.json`` (the metrics of a finished run). A second
+invocation with the same configuration skips finished runs and resumes the unfinished one from its checkpoint, so a
+run killed at any point ends with the same metrics as one never interrupted. With ``jobs > 1`` the runs are shared
+out to that many worker processes on the same device (small models leave a GPU mostly idle, waiting for Python;
+several processes fill it); every run seeds itself, so its numbers do not depend on which process ran it or in what
+order. Each run's record keeps its wall time (``seconds``, of the session that finished it) and the git commit of
+the code that computed it; the provenance's commit is that of the session that started last, its date that of the
+end. Once every run is done the result file is written atomically and the folder is removed.
 
 On a CPU a resumed run is bit-identical to an uninterrupted one (the tests check it). On a GPU the runner enables
 TF32 matrix products and does not force deterministic kernels, so two runs, resumed or not, may differ in the last
@@ -39,6 +39,7 @@ from radam.experiments.optimizers import frozen_steps
 from radam.experiments.results import (
     SCHEMA,
     ResultsError,
+    hardware_name,
     load_results,
     provenance,
     validate_results,
@@ -67,21 +68,29 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def _check_folder(folder: Path, config: dict[str, Any]) -> None:
+def _check_folder(folder: Path, config: dict[str, Any], hardware: str) -> None:
+    """Claim ``folder`` for this configuration on this hardware, or check that it holds runs of exactly that: one
+    result file must not mix runs from different configurations, or from different hardware under one device name."""
     marker = folder / "config.json"
     if marker.exists():
         try:
             saved = json.loads(marker.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise RuntimeError(f"{marker} is corrupt ({error}); delete {folder} to start over") from None
-        if saved != config:
+        if not isinstance(saved, dict) or saved.get("config") != config:
             raise RuntimeError(
                 f"the checkpoint folder {folder} belongs to a different configuration of this experiment; delete it "
                 "or choose another --output"
             )
+        if saved.get("hardware") != hardware:
+            raise RuntimeError(
+                f"the checkpoint folder {folder} holds runs computed on {saved.get('hardware')!r}, not on "
+                f"{hardware!r}: finish the experiment there, or delete the folder (or choose another --output) to "
+                "start over here"
+            )
     else:
         folder.mkdir(parents=True, exist_ok=True)
-        write_json_atomically(config, marker)
+        write_json_atomically({"config": config, "hardware": hardware}, marker)
 
 
 def _prepare_device(device: torch.device) -> None:
@@ -217,9 +226,8 @@ def run_experiment(
         if existing is not None and existing["config"] == config_dict:
             return output
     folder = output.with_name(output.name + ".checkpoints")
-    _check_folder(folder, config_dict)
-
     torch_device = resolve_device(device)
+    _check_folder(folder, config_dict, hardware_name(torch_device))
     _prepare_device(torch_device)
     # The code version is taken now, before any run: the commit that computes the runs, not whatever is checked out
     # when they end. Each run's record also keeps it (a resumed experiment may span several sessions).
