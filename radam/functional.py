@@ -611,25 +611,25 @@ def radam(
     grads: list[torch.Tensor],
     exp_avgs: list[torch.Tensor],
     exp_avg_sqs: list[torch.Tensor],
-    max_exp_avg_sqs: list[torch.Tensor],
     state_steps: list[torch.Tensor],
-    *,
+    decoupled_weight_decay: bool = False,
     foreach: bool | None = None,
-    fused: bool | None = None,
-    capturable: bool = False,
     differentiable: bool = False,
-    lr: float | torch.Tensor,
+    capturable: bool = False,
+    has_complex: bool = False,
+    maximize: bool = False,
+    *,
     beta1: float,
     beta2: float,
-    eps: float,
+    lr: float | torch.Tensor,
     weight_decay: float,
-    decoupled_weight_decay: bool = False,
+    eps: float,
+    fused: bool | None = None,
     degenerate: str = "sgd",
     threshold: float = 5.0,
     rectifier: str = "paper",
     amsgrad: bool = False,
-    maximize: bool = False,
-    has_complex: bool = False,
+    max_exp_avg_sqs: list[torch.Tensor] | None = None,
 ) -> None:
     r"""Functional RAdam: one step over lists of parameters, gradients and state tensors, updated in place.
 
@@ -641,7 +641,8 @@ def radam(
        \begin{cases} r_t \sqrt{1-\beta_2^t} / (\sqrt{v_t} + \epsilon) & \rho_t > \tau \\
                      1 \text{ (degenerate="sgd") or } 0 \text{ (degenerate="skip")} & \rho_t \le \tau \end{cases}
 
-    ``max_exp_avg_sqs`` is used (and updated) only when ``amsgrad`` (pass an empty list otherwise);
+    The arguments up to ``eps`` are those of ``torch.optim.radam.radam``, in its order, so a call written for torch's
+    functional step runs here unchanged. ``max_exp_avg_sqs`` is needed (and updated) only when ``amsgrad``;
     ``state_steps`` holds one 0-d tensor per parameter, incremented here. ``foreach=None`` picks the foreach path
     when every tensor is on a device with foreach kernels (CUDA) and ``differentiable`` is off, like
     ``torch.optim``; ``fused=True`` dispatches to the Triton kernel of ``radam.fused`` (``RuntimeError`` where it
@@ -650,6 +651,7 @@ def radam(
     if not all(isinstance(t, torch.Tensor) for t in state_steps):
         raise RuntimeError("API has changed, `state_steps` argument must contain a list of singleton tensors")
     check_variant_options(degenerate, threshold, rectifier, amsgrad)
+    max_exp_avg_sqs = [] if max_exp_avg_sqs is None else max_exp_avg_sqs
     if amsgrad and len(max_exp_avg_sqs) != len(params):
         raise ValueError("amsgrad=True needs one max_exp_avg_sq tensor per parameter")
 

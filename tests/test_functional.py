@@ -100,7 +100,7 @@ def test_capturable_step_compiles_to_one_graph_without_host_syncs(foreach, optio
         # fresh lists each call, as the optimizer builds them: the foreach path replaces complex entries of the
         # lists it is given by their real views (torch's too), which a compiled call replays on its inputs
         F.radam(list(params), list(grads), list(state["exp_avgs"]), list(state["exp_avg_sqs"]),
-                list(state["max_exp_avg_sqs"]), list(state["state_steps"]), **kwargs)
+                list(state["state_steps"]), max_exp_avg_sqs=list(state["max_exp_avg_sqs"]), **kwargs)
 
     compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
     # No 0-d params here: in torch 2.13 a compiled for-loop step loses the in-place updates of 0-d float64 CPU
@@ -129,7 +129,7 @@ def test_capturable_step_compiles_with_inductor():
     kwargs = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, capturable=True, foreach=False)
 
     def step(ps, grads, st):
-        F.radam(ps, grads, st["exp_avgs"], st["exp_avg_sqs"], [], st["state_steps"], **kwargs)
+        F.radam(ps, grads, st["exp_avgs"], st["exp_avg_sqs"], st["state_steps"], **kwargs)
 
     compiled = torch.compile(step, fullgraph=True)
     gen = torch.Generator().manual_seed(3)
@@ -208,17 +208,17 @@ def test_functional_api_errors():
     p = [torch.zeros(2)]
     base = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0)
     with pytest.raises(RuntimeError, match="singleton tensors"):
-        F.radam(p, [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [], [1], **base)
+        F.radam(p, [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [1], **base)
     with pytest.raises(ValueError, match="max_exp_avg_sq"):
-        F.radam(p, [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [], [torch.zeros(())], amsgrad=True, **base)
+        F.radam(p, [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [torch.zeros(())], amsgrad=True, **base)
     with pytest.raises(ValueError, match="degenerate"):
-        F.radam(p, [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [], [torch.zeros(())], degenerate="x", **base)
+        F.radam(p, [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [torch.zeros(())], degenerate="x", **base)
     with pytest.raises(RuntimeError, match="cannot be `True` together"):
-        F.radam(p, [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [], [torch.zeros(())], fused=True,
+        F.radam(p, [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [torch.zeros(())], fused=True,
                 foreach=True, **base)
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="fused"):
-            F.radam(p, [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [], [torch.zeros(())], fused=True,
+            F.radam(p, [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [torch.zeros(())], fused=True,
                     **base)
     assert torch.equal(p[0], torch.zeros(2))
 
@@ -236,9 +236,9 @@ def test_functional_equals_the_optimizer(foreach):
             for q, g in zip(leaves, grads):
                 q.grad = g.clone()
             opt.step()
-            F.radam(params, grads, state["exp_avgs"], state["exp_avg_sqs"], state["max_exp_avg_sqs"],
-                    state["state_steps"], lr=0.02, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1,
-                    foreach=foreach, has_complex=True, **options)
+            F.radam(params, grads, state["exp_avgs"], state["exp_avg_sqs"], state["state_steps"],
+                    max_exp_avg_sqs=state["max_exp_avg_sqs"], lr=0.02, beta1=0.9, beta2=0.999, eps=1e-8,
+                    weight_decay=0.1, foreach=foreach, has_complex=True, **options)
         for a, b in zip(params, leaves):
             assert torch.equal(a, b.detach())
 
@@ -286,3 +286,25 @@ def test_numpy_option_values_step_like_python_ones(foreach, capturable):
         runs.append((p.detach().clone(), q.detach().clone()))
     for a, b in zip(*runs):
         assert torch.equal(a, b)
+
+
+def test_a_call_written_for_torchs_functional_radam_runs_unchanged():
+    """torch.optim.radam.radam's positional flags (decoupled_weight_decay, foreach, differentiable, capturable,
+    has_complex, maximize) and keywords mean the same here, with the same numbers."""
+    import torch.optim.radam as torch_radam
+
+    gen = torch.Generator().manual_seed(7)
+    start = [torch.randn(4, 3, generator=gen, dtype=torch.float64), torch.randn(5, generator=gen, dtype=torch.float64)]
+    results = []
+    for step_function in (torch_radam.radam, F.radam):
+        params = [p.clone() for p in start]
+        exp_avgs, exp_avg_sqs = [torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]
+        steps = [torch.tensor(0.0) for _ in params]
+        grad_gen = torch.Generator().manual_seed(8)
+        for _ in range(8):
+            grads = [torch.randn(p.shape, generator=grad_gen, dtype=p.dtype) for p in params]
+            step_function(params, grads, exp_avgs, exp_avg_sqs, steps, True, False, False, False, False, True,
+                          beta1=0.9, beta2=0.99, lr=0.01, weight_decay=0.1, eps=1e-8)
+        results.append(params)
+    for ours, theirs in zip(results[1], results[0]):
+        assert torch.equal(ours, theirs)

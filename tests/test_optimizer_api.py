@@ -318,7 +318,7 @@ def test_capturable_device_check_raises_before_any_change(foreach):
 
     with pytest.raises(AssertionError, match="capturable=True"):
         F.radam([b.detach()], [torch.ones(3, dtype=torch.float64)], [torch.zeros(3, dtype=torch.float64)],
-                [torch.zeros(3, dtype=torch.float64)], [], [torch.zeros((), device="meta")], lr=0.1, beta1=0.9,
+                [torch.zeros(3, dtype=torch.float64)], [torch.zeros((), device="meta")], lr=0.1, beta1=0.9,
                 beta2=0.999, eps=1e-8, weight_decay=0.0, capturable=True, foreach=foreach)
 
 
