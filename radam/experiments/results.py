@@ -59,7 +59,7 @@ class ResultsError(ValueError):
 
 
 def hardware_name(device: torch.device) -> str:
-    """The hardware that computes: ``cuda: `` and the GPU model, or ``cpu: `` and the processor."""
+    """The hardware that computes: "cuda: " and the GPU model, or "cpu: " and the processor."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     return f"cpu: {platform.processor() or platform.machine() or 'unknown processor'}"
