@@ -38,8 +38,9 @@ _SavedState = dict[torch.Tensor, "tuple[dict[str, Any], dict[str, Any]] | None"]
 
 def _check_moments_fit(group_index: int, params: list[torch.Tensor], state: dict[Any, Any]) -> None:
     """Raise ``ValueError`` naming the parameter if its moments do not fit it for the for-loop and foreach paths:
-    another shape or another dtype. Run when a group's ``fused`` is switched off: the fused step keeps float32
-    moments for bfloat16 and float16 parameters, which the other paths cannot use. (Not run at every step, where it
+    another shape or another dtype. Run when a group that was fused at the last step, or in the state that was
+    loaded (``load_state_dict``, a copy, unpickling), is not fused now: the fused step keeps float32 moments for
+    bfloat16 and float16 parameters, which the other paths cannot use. (Not run at every step, where it
     would cost as much host time as the other checks together: a parameter replaced by one of another shape after
     steps were taken fails inside torch's ops, as it does in ``torch.optim.RAdam``.)"""
     for position, p in enumerate(params):
@@ -60,8 +61,9 @@ def _check_moments_fit(group_index: int, params: list[torch.Tensor], state: dict
                 raise ValueError(
                     f"param group {group_index}, parameter {position}: state {key!r} is {moment.dtype} but the "
                     f"parameter is {p.dtype}; the for-loop and foreach paths keep the moments in the parameter's "
-                    "dtype (float32 moments of a low-precision parameter belong to fused=True); the state was left "
-                    "as it was"
+                    "dtype (float32 moments of a low-precision parameter belong to fused=True). The state was left "
+                    "as it was: step with fused=True, or convert the moments yourself (state[p][key] = "
+                    "state[p][key].to(p.dtype), which rounds them)"
                 )
 
 
@@ -239,6 +241,7 @@ class RAdam(Optimizer):
             "amsgrad": amsgrad,
         }
         self._fused_steps: dict[int, FusedGroupStep] = {}  # what each fused group's last step found; see step()
+        self._fused_before: set[int] = set()  # the groups that were fused at the last step (or when loaded)
         super().__init__(params, defaults)  # checks every group with add_param_group, fused included
         self.state = CountedState.wrap(self.state)  # counts replaced entries for the fused step's cache
 
@@ -271,7 +274,8 @@ class RAdam(Optimizer):
         if not isinstance(self.state, CountedState):  # load_state_dict; a copy.copy shares the counted state
             self.state = CountedState.wrap(self.state)
         self._fused_steps: dict[int, FusedGroupStep] = {}  # what each fused group's last step found; see step()
-        for group in self.param_groups:
+        self._fused_before: set[int] = set()
+        for index, group in enumerate(self.param_groups):
             group.setdefault("foreach", None)
             group.setdefault("maximize", False)
             group.setdefault("differentiable", False)
@@ -282,6 +286,8 @@ class RAdam(Optimizer):
             group.setdefault("threshold", 5.0)
             group.setdefault("rectifier", "paper")
             group.setdefault("amsgrad", False)
+            if fused:
+                self._fused_before.add(index)
             for p in group["params"]:
                 p_state = self.state.get(p, [])
                 if len(p_state) == 0:
@@ -300,10 +306,19 @@ class RAdam(Optimizer):
                             p_state[key] = p_state[key].to(torch.float32)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """``torch.optim.Optimizer.load_state_dict``, except that the float32 moments of bfloat16 or float16 parameters
-        in fused groups load exactly: torch casts every state tensor to its parameter's dtype, which would round them."""
-        exact = self._fused_float32_moments(state_dict)
-        super().load_state_dict(state_dict)
+        """``torch.optim.Optimizer.load_state_dict``, except that the float32 moments of bfloat16 or float16
+        parameters in fused groups load exactly: torch casts every state tensor to its parameter's dtype, which would
+        round them. Load-state-dict pre-hooks run first, as in torch, and their changes are kept."""
+        exact: list[tuple[torch.Tensor, str, torch.Tensor]] = []
+
+        def remember_float32_moments(optimizer: Optimizer, loaded: dict[str, Any]) -> None:
+            exact.extend(self._fused_float32_moments(loaded))  # registered last: sees what the user's hooks made
+
+        handle = self.register_load_state_dict_pre_hook(remember_float32_moments)
+        try:
+            super().load_state_dict(state_dict)
+        finally:
+            handle.remove()
         for param, key, value in exact:
             self.state[param][key] = value.to(device=param.device, dtype=torch.float32, copy=True)
 
@@ -417,12 +432,13 @@ class RAdam(Optimizer):
         is restored as it was and the error raised: nothing has moved."""
         groups = self.param_groups
         fused_steps = self._fused_steps
+        for index in self._fused_before:
+            if index < len(groups) and not groups[index]["fused"]:  # fused=True switched off since the last step
+                _check_moments_fit(index, groups[index]["params"], self.state)
+        self._fused_before = {index for index, group in enumerate(groups) if group["fused"]}
         stale = [
             i for i, s in fused_steps.items() if i >= len(groups) or s.group is not groups[i] or not groups[i]["fused"]
         ]
-        for index in stale:
-            if index < len(groups) and fused_steps[index].group is groups[index]:  # fused=True switched off
-                _check_moments_fit(index, groups[index]["params"], self.state)
         for index in stale:
             del fused_steps[index]  # a group removed, replaced or no longer fused: let its tensors go
         current = {

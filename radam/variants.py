@@ -8,8 +8,9 @@ right that warmup works by reducing that variance, Adam-2k needs no warmup, and 
 Transformer that plain Adam fails on.
 
 *Adam-eps*, the other ablation, raises :math:`\epsilon` from :math:`10^{-8}` to :math:`10^{-4}`. Where the
-:math:`\epsilon` goes matters in the first steps: the paper ran fairseq's Adam, which, like the official RAdam code, adds :math:`\epsilon` to :math:`\sqrt{v_t}` *before* the bias correction, and
-``torch.optim.Adam`` adds it after. :class:`AdamEps` is Adam with the paper's placement.
+:math:`\epsilon` goes matters in the first steps: the paper ran fairseq's Adam, which, like the official RAdam
+code, adds :math:`\epsilon` to :math:`\sqrt{v_t}` *before* the bias correction, and ``torch.optim.Adam`` adds it
+after. :class:`AdamEps` is Adam with the paper's placement.
 """
 
 from __future__ import annotations
@@ -198,7 +199,8 @@ class AdamEps(torch.optim.Adam):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        r"""One Adam step with :math:`\epsilon_t = \epsilon/\sqrt{1-\beta_2^t}` in every group; return the closure's loss."""
+        r"""One Adam step with :math:`\epsilon_t = \epsilon/\sqrt{1-\beta_2^t}` in every group; return the closure's
+        loss."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -208,7 +210,7 @@ class AdamEps(torch.optim.Adam):
         try:
             for group, eps, t in zip(self.param_groups, base_eps, steps):
                 group["eps"] = eps / math.sqrt(1 - group["betas"][1] ** t)
-            super().step()
+            _adam_step_without_hooks()(self)
         finally:
             for group, eps in zip(self.param_groups, base_eps):
                 group["eps"] = eps
@@ -225,3 +227,11 @@ class AdamEps(torch.optim.Adam):
                 f"{sorted(counts)}, so no single epsilon_t fits them; put them in separate groups"
             )
         return counts.pop() + 1 if counts else 1
+
+
+def _adam_step_without_hooks() -> Callable[..., Any]:
+    """``torch.optim.Adam.step`` without the wrapper that runs the optimizer step hooks, which torch puts around a
+    class's ``step`` once it has an instance: the hooks have already run around ``AdamEps.step``, and must not run
+    a second time (with the rescaled epsilon) inside it."""
+    step = torch.optim.Adam.step
+    return step.__wrapped__ if getattr(step, "hooked", False) else step

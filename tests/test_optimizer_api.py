@@ -606,6 +606,50 @@ def test_switching_fused_off_with_float32_moments_is_refused_naming_the_paramete
     assert float(opt.state[b]["step"]) == 2.0
 
 
+@pytest.mark.parametrize("how", ["load_state_dict", "deepcopy"])
+def test_switching_fused_off_after_loading_is_refused_too(monkeypatch, how):
+    """A fused bfloat16 checkpoint resumed where the fused step cannot run: with fused switched off, the loaded
+    float32 moments are refused before any step count moves (the cached steps of the old optimizer are gone)."""
+    monkeypatch.setitem(sys.modules, "radam.fused", _stub_fused_module([]))
+    b = torch.ones(2, dtype=torch.bfloat16, requires_grad=True)
+    opt = RAdam([b], fused=True)
+    b.grad = torch.ones_like(b)
+    opt.step()
+    if how == "deepcopy":
+        resumed = copy.deepcopy(opt)
+        b = resumed.param_groups[0]["params"][0]
+        b.grad = torch.ones_like(b)
+    else:
+        resumed = RAdam([b], fused=True)
+        resumed.load_state_dict(opt.state_dict())
+    resumed.param_groups[0]["fused"] = None
+    for foreach in (False, True):
+        resumed.param_groups[0]["foreach"] = foreach
+        with pytest.raises(ValueError, match="state 'exp_avg' is torch.float32 but the parameter is torch.bfloat16"):
+            resumed.step()
+    assert float(resumed.state[b]["step"]) == 1.0
+
+
+def test_load_state_dict_pre_hooks_changes_to_fused_float32_moments_are_kept(monkeypatch):
+    monkeypatch.setitem(sys.modules, "radam.fused", _stub_fused_module([]))
+    b = torch.ones(3, dtype=torch.bfloat16, requires_grad=True)
+    opt = RAdam([b], fused=True)
+    b.grad = torch.ones_like(b)
+    opt.step()
+    saved = opt.state_dict()
+
+    def scale_the_moments(optimizer, state_dict):
+        state_dict = copy.deepcopy(state_dict)
+        state_dict["state"][0]["exp_avg"] = state_dict["state"][0]["exp_avg"] / 3
+        return state_dict
+
+    resumed = RAdam([b], fused=True)
+    resumed.register_load_state_dict_pre_hook(scale_the_moments)
+    resumed.load_state_dict(saved)
+    expected = saved["state"][0]["exp_avg"] / 3
+    assert resumed.state[b]["exp_avg"].dtype == torch.float32 and torch.equal(resumed.state[b]["exp_avg"], expected)
+
+
 # --- Serialisation and lifecycle -----------------------------------------------------------------------------------
 
 

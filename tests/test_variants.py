@@ -203,16 +203,34 @@ def test_adam_eps_is_fairseqs_adam_and_keeps_its_eps(foreach):
 
 
 def test_adam_eps_per_group_betas_and_a_group_added_later():
+    """Each group's epsilon_t uses its own beta2 and its own step count."""
     model, x, y = _problem()
     weight, bias = model.weight, model.bias
     opt = AdamEps([{"params": [weight], "betas": (0.9, 0.9)}], lr=0.05, betas=(0.8, 0.98), eps=1e-2)
-    start_bias = bias.detach().clone()
-    grads_first = [_grad_step(model, x, y, opt)[0] for _ in range(3)]
+    start_weight, start_bias = weight.detach().clone(), bias.detach().clone()
+    first = [_grad_step(model, x, y, opt) for _ in range(3)]
     opt.add_param_group({"params": [bias]})
     later = [_grad_step(model, x, y, opt) for _ in range(3)]
+    expected_weight = _fairseq_adam_reference([start_weight], [[g[0]] for g in first + later], 0.05, (0.9, 0.9), 1e-2,
+                                              0.0)
     expected_bias = _fairseq_adam_reference([start_bias], [[g[1]] for g in later], 0.05, (0.8, 0.98), 1e-2, 0.0)
+    torch.testing.assert_close(weight.detach(), expected_weight[0], rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(bias.detach(), expected_bias[0], rtol=1e-12, atol=1e-14)
-    assert len(grads_first) == 3 and opt.state[weight]["step"] == 6 and opt.state[bias]["step"] == 3
+    assert opt.state[weight]["step"] == 6 and opt.state[bias]["step"] == 3
+
+
+def test_adam_eps_step_hooks_run_once_and_see_the_groups_eps():
+    """torch wraps each optimizer class's step in its hook runner once the class has an instance; AdamEps calls
+    Adam's step inside its own, so an Adam built anywhere must not make the hooks run twice."""
+    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # Adam.step is now wrapped too
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = AdamEps([p], eps=1e-2)
+    seen = []
+    opt.register_step_pre_hook(lambda o, args, kwargs: seen.append(("pre", o.param_groups[0]["eps"])))
+    opt.register_step_post_hook(lambda o, args, kwargs: seen.append(("post", o.param_groups[0]["eps"])))
+    p.grad = torch.ones(3)
+    opt.step()
+    assert seen == [("pre", 1e-2), ("post", 1e-2)]
 
 
 def test_adam_eps_refuses_a_group_with_mixed_step_counts_and_changes_nothing():

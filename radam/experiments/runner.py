@@ -77,6 +77,9 @@ def _check_folder(folder: Path, config: dict[str, Any], hardware: str) -> None:
             saved = json.loads(marker.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise RuntimeError(f"{marker} is corrupt ({error}); delete {folder} to start over") from None
+        if saved == config:  # the marker of a radam that did not record the hardware yet: adopt this hardware
+            write_json_atomically({"config": config, "hardware": hardware}, marker)
+            return
         if not isinstance(saved, dict) or saved.get("config") != config:
             raise RuntimeError(
                 f"the checkpoint folder {folder} belongs to a different configuration of this experiment; delete it "
