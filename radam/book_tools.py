@@ -53,8 +53,8 @@ def sync_repository_url(paths: list[Path]) -> list[Path]:
     changed = []
     for path in paths:
         nb = nbformat.read(path, as_version=4)
-        cell = next(c for c in nb.cells if c.cell_type == "code")
-        if not cell.source.startswith(INSTALL_CELL_MARKER):
+        cell = next((c for c in nb.cells if c.cell_type == "code"), None)
+        if cell is None or not cell.source.startswith(INSTALL_CELL_MARKER):
             raise ValueError(f"{path}: the first code cell is not the Colab install cell")
         if cell.source != source:
             cell.source = source

@@ -18,6 +18,7 @@ learning rate of zero (except :func:`rectification_warmup`, whose first few fact
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -35,8 +36,18 @@ __all__ = [
 Schedule = Callable[[int], float]
 
 
+def _is_real(value: object) -> bool:
+    """A real number, Python's or numpy's, but not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_int(value: object) -> bool:
+    """An integer, Python's or numpy's, but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def _check_beta2(beta2: float) -> float:
-    if isinstance(beta2, bool) or not isinstance(beta2, (int, float)) or not 0.0 < beta2 < 1.0:
+    if not _is_real(beta2) or not 0.0 < beta2 < 1.0:
         raise ValueError(f"beta2 must be a number in the open interval (0, 1), got {beta2!r}")
     return float(beta2)
 
@@ -54,9 +65,9 @@ def linear_warmup(warmup_steps: int) -> Schedule:
 
     ``warmup_steps = 1`` (or 0) is no warmup at all.
     """
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+    if not _is_int(warmup_steps) or warmup_steps < 0:
         raise ValueError(f"warmup_steps must be a non-negative int, got {warmup_steps!r}")
-    length = max(warmup_steps, 1)
+    length = max(int(warmup_steps), 1)
 
     def factor(s: int) -> float:
         t = _check_completed_steps(s) + 1
@@ -105,8 +116,9 @@ def rectification_warmup(beta2: float, threshold: float = 5.0) -> Schedule:
     and the official code (the paper uses 4); it must be at least 4.
     """
     beta2 = _check_beta2(beta2)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 4.0:
+    if not _is_real(threshold) or not threshold >= 4.0:
         raise ValueError(f"threshold must be a number >= 4 (r_t is undefined below), got {threshold!r}")
+    threshold = float(threshold)
 
     def factor(s: int) -> float:
         t = _check_completed_steps(s) + 1
@@ -124,7 +136,8 @@ def effective_warmup_period(schedule: Schedule, steps: int) -> float:
     has :math:`\mathcal{T} = (T_w - 1)/2`. ``steps`` must be long enough that the schedule has reached 1, or the sum is
     a truncation. ``schedule`` follows this module's convention (called with ``t - 1``).
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if not _is_int(steps) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+    steps = int(steps)
     factors = np.fromiter((schedule(s) for s in range(steps)), dtype=np.float64, count=steps)
     return float(np.sum(1.0 - factors))

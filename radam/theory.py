@@ -75,15 +75,15 @@ __all__ = [
 
 def _check_beta2(beta2: ArrayLike) -> np.ndarray:
     beta2 = np.asarray(beta2, dtype=np.float64)
-    if np.any((beta2 <= 0.0) | (beta2 >= 1.0)):
+    if not np.all((beta2 > 0.0) & (beta2 < 1.0)):  # written so that nan fails too
         raise ValueError(f"beta2 must lie in the open interval (0, 1), got {beta2}")
     return beta2
 
 
 def _check_step(t: ArrayLike) -> np.ndarray:
     t = np.asarray(t, dtype=np.float64)
-    if np.any(t < 1.0):
-        raise ValueError(f"the step count t starts at 1, got {t}")
+    if not np.all((t >= 1.0) & np.isfinite(t)):
+        raise ValueError(f"the step count t is a finite number starting at 1, got {t}")
     return t
 
 
@@ -99,18 +99,21 @@ def rho_inf(beta2: ArrayLike) -> np.ndarray:
 def rho_t(t: ArrayLike, beta2: ArrayLike) -> np.ndarray:
     r"""The length of the SMA whose centre of mass matches Adam's EMA after ``t`` steps (solving the paper's Eq. 4).
 
-    .. math:: \rho_t = \rho_\infty - \frac{2 t \beta_2^t}{1-\beta_2^t}
+    .. math:: \rho_t = \rho_\infty - \frac{2 t \beta_2^t}{1-\beta_2^t} = 1 + 2\,a_t
 
-    ``rho_t(1, beta2) == 1`` for every ``beta2``: one squared gradient is an average of one sample. ``beta2**t`` is
-    computed as ``exp(t log beta2)`` and ``1 - beta2**t`` with ``expm1`` so that large ``t`` and ``beta2`` close to 1
-    keep full precision.
+    with :math:`a_t` the mean age of the EMA's samples (:func:`ema_centre_of_mass`). ``rho_t(1, beta2) == 1`` for
+    every ``beta2``: one squared gradient is an average of one sample. While :math:`t(1-\beta_2)` is small the two
+    terms of the first form are nearly equal, large numbers (about :math:`2/(1-\beta_2)`), and their difference would
+    lose digits, so there the second form is used, whose mean age is computed without cancellation; otherwise the
+    first, with ``beta2**t`` as ``exp(t log beta2)`` and ``1 - beta2**t`` with ``expm1``.
     """
     t = _check_step(t)
     beta2 = _check_beta2(beta2)
-    log_beta2 = np.log(beta2)
-    beta2_t = np.exp(t * log_beta2)
-    one_minus_beta2_t = -np.expm1(t * log_beta2)
-    return rho_inf(beta2) - 2.0 * t * beta2_t / one_minus_beta2_t
+    x = -np.log(beta2)
+    tx = t * x
+    from_mean_age = 1.0 + 2.0 * _ema_mean_age(t, x)
+    from_difference = rho_inf(beta2) - 2.0 * t * np.exp(-tx) / -np.expm1(-tx)
+    return np.where(tx < 1.0, from_mean_age, from_difference)
 
 
 def r_t(t: ArrayLike, beta2: ArrayLike, threshold: float = 4.0) -> np.ndarray:
@@ -125,7 +128,7 @@ def r_t(t: ArrayLike, beta2: ArrayLike, threshold: float = 4.0) -> np.ndarray:
     multiplier of the adaptive step, and that step is switched off. It also requires ``rho_inf > 4``, i.e.
     ``beta2 > 0.6``; for smaller ``beta2`` RAdam never adapts and every ``r_t`` is 0.
     """
-    if threshold < 4.0:
+    if not threshold >= 4.0:
         raise ValueError(f"threshold must be at least 4 (the rectifier is undefined below), got {threshold}")
     rho = rho_t(t, beta2)
     rho_max = rho_inf(beta2)
@@ -146,7 +149,7 @@ def first_adaptive_step(beta2: ArrayLike, threshold: float = 4.0) -> np.ndarray:
     a ``beta2`` for which it does not exist raises ``ValueError`` (RAdam never adapts there). Returned as int64.
     """
     beta2 = _check_beta2(beta2)
-    if np.any(rho_inf(beta2) <= threshold):
+    if not np.all(rho_inf(beta2) > threshold):
         raise ValueError(
             f"rho_inf = 2/(1-beta2) - 1 must exceed the threshold {threshold} for an adaptive step to exist; "
             f"got beta2 = {beta2}"
@@ -171,7 +174,7 @@ def first_adaptive_step(beta2: ArrayLike, threshold: float = 4.0) -> np.ndarray:
 
 def _check_dof(rho: ArrayLike, minimum: float) -> np.ndarray:
     rho = np.asarray(rho, dtype=np.float64)
-    if np.any(rho <= minimum):
+    if not np.all(rho > minimum):  # written so that nan fails too
         raise ValueError(f"the degrees of freedom rho must exceed {minimum:g} here, got {rho}")
     return rho
 
@@ -248,7 +251,7 @@ def r_t_exact(t: ArrayLike, beta2: ArrayLike, threshold: float = 4.0) -> np.ndar
     ``rho > 2``, so ``threshold`` may be as low as 2; returns 0 at or below the threshold (no adaptive step) and
     wherever ``rho_inf`` itself does not exceed the threshold. Tends to :func:`r_t` as ``rho_t`` grows.
     """
-    if threshold < 2.0:
+    if not threshold >= 2.0:
         raise ValueError(f"threshold must be at least 2 (the exact variance is infinite below), got {threshold}")
     rho = rho_t(t, beta2)
     rho_max = rho_inf(beta2)
@@ -558,23 +561,24 @@ def weighted_chi2_psi_moments(weights: ArrayLike) -> tuple[float, float]:
     from scipy import integrate
 
     weights = np.asarray(weights, dtype=np.float64)
+    if not np.all(np.isfinite(weights) & (weights >= 0)):
+        raise ValueError(f"the weights must be finite and non-negative, got {weights}")
     weights = weights[weights > 0]
     if weights.size < 3:
         raise ValueError(f"Var[psi] is finite only with at least three positive weights, got {weights.size}")
-    two_w = 2.0 * weights
+    # S = c S' with c = sum(w) and S' the sum with normalised weights, so psi = psi' / sqrt(c): integrate for psi',
+    # whose integrands fall off on the scale 1, and rescale.
+    total = float(np.sum(weights))
+    two_w = 2.0 * weights / total
 
     def laplace(u: float) -> float:
         return float(np.exp(-0.5 * np.sum(np.log1p(two_w * u))))
 
-    # The integrands fall off on the scale 1/sum(w) = 1 (for normalised weights); split there for quad.
-    scale = 1.0 / np.sum(weights)
     opts = dict(epsabs=0.0, epsrel=1e-12, limit=200)
-    root = np.sqrt(scale)
-    mean = 2.0 / np.sqrt(np.pi) * sum(
-        integrate.quad(lambda v: laplace(v * v), a, b, **opts)[0] for a, b in [(0.0, root), (root, np.inf)]
-    )
-    second = sum(integrate.quad(laplace, a, b, **opts)[0] for a, b in [(0.0, scale), (scale, np.inf)])
-    return float(mean), float(second - mean**2)
+    pieces = [(0.0, 1.0), (1.0, np.inf)]  # split where the integrands turn from flat to decaying
+    mean = 2.0 / np.sqrt(np.pi) * sum(integrate.quad(lambda v: laplace(v * v), a, b, **opts)[0] for a, b in pieces)
+    second = sum(integrate.quad(laplace, a, b, **opts)[0] for a, b in pieces)
+    return float(mean / np.sqrt(total)), float((second - mean**2) / total)
 
 
 def ema_psi_moments(t: int, beta2: float) -> tuple[float, float]:

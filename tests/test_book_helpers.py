@@ -50,3 +50,16 @@ def test_show_source_is_the_package_source():
     shown = radam.book.show_source(theory.rho_t)
     assert shown.text.startswith("def rho_t(")
     assert shown._repr_markdown_().startswith("```python\ndef rho_t(")
+
+
+def test_sync_repository_url_names_a_notebook_without_the_install_cell(tmp_path):
+    import nbformat
+
+    from radam import book_tools
+
+    path = tmp_path / "only_markdown.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell("# A chapter")]
+    nbformat.write(notebook, path)
+    with pytest.raises(ValueError, match="only_markdown.ipynb: the first code cell is not the Colab install cell"):
+        book_tools.sync_repository_url([path])

@@ -374,3 +374,23 @@ def test_sizes_are_consistent():
     assert get_config("lr-robustness", "full").lrs == (0.1, 0.03, 0.01, 0.003)
     with pytest.raises(KeyError, match="unknown experiment"):
         get_config("nope")
+
+
+def test_a_diverged_run_reports_every_step_to_the_progress_bar():
+    """A run that diverges stops early; the bar must still advance by the run's full length (it is sized by it)."""
+    from radam.experiments.tasks import make_task
+    from radam.experiments.training import train_run
+
+    config = get_config("transformer-warmup", "tiny").replace(steps=20, log_every=2, checkpoint_every=2, eval_every=4)
+    task = make_task(config, torch.device("cpu"))
+    finite_loss, calls = task.loss, []
+
+    def loss_that_turns_nan_at_step_5(model, batch):
+        calls.append(1)
+        out = finite_loss(model, batch)
+        return out * float("nan") if len(calls) == 5 else out
+
+    task.loss = loss_that_turns_nan_at_step_5
+    advanced = []
+    metrics = train_run(config, "adam", 1e-3, 0, task, torch.device("cpu"), progress=advanced.append)
+    assert metrics["diverged_at"] == 6 and metrics["final_valid_loss"] is None and sum(advanced) == config.steps

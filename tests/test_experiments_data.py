@@ -50,6 +50,17 @@ def test_windows_targets_are_inputs_shifted_by_one():
         data.sample_windows(stream[:5], 1, 8, torch.Generator())
 
 
+def test_every_window_start_is_drawn_and_the_last_byte_is_a_target():
+    """A split of N bytes holds N - length windows (starts 0 .. N-length-1); a split of exactly one window works."""
+    stream = torch.arange(11, dtype=torch.uint8)
+    x, y = data.sample_windows(stream, 400, 8, torch.Generator().manual_seed(0))
+    assert sorted(set(x[:, 0].tolist())) == [0, 1, 2] and int(y.max()) == 10
+    x, y = data.sample_windows(stream[:9], 2, 8, torch.Generator())
+    assert torch.equal(y[0], torch.arange(1, 9)) and data.eval_windows(stream[:9], 1, 8)[1][0, -1] == 8
+    with pytest.raises(ValueError, match="8 bytes, fewer than a window of 9"):
+        data.sample_windows(stream[:8], 1, 8, torch.Generator())
+
+
 def test_shakespeare_loader_reads_fixture_and_refuses_to_download_silently(tmp_path):
     with pytest.raises(FileNotFoundError, match="download"):
         data.shakespeare_corpus(tmp_path)
@@ -109,6 +120,27 @@ def test_cifar10_errors_name_the_file(tmp_path):
     (folder / "data_batch_3").unlink()
     with pytest.raises(FileNotFoundError, match="data_batch_3"):
         data.read_cifar10(folder)
+
+
+@pytest.mark.parametrize(
+    "batch, message",
+    [
+        ({b"data": np.zeros((0, 3072), np.uint8), b"labels": []}, "N > 0"),
+        ({b"data": np.full((2, 3072), 300), b"labels": [0, 1]}, "uint8"),
+        ({b"data": np.full((2, 3072), 0.5), b"labels": [0, 1]}, "uint8"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 12]}, "0..9"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0.5, 1.0]}, "integers"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, "N labels"),
+    ],
+)
+def test_a_malformed_cifar10_batch_is_an_error_naming_the_file(tmp_path, batch, message):
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_cifar_fixture(folder)
+    with (folder / "test_batch").open("wb") as file:
+        pickle.dump(batch, file)
+    with pytest.raises(ValueError, match=message) as info:
+        data.read_cifar10(folder)
+    assert "test_batch" in str(info.value)
 
 
 def test_cifar10_download_path_checks_and_extracts_the_tarball(tmp_path, monkeypatch):

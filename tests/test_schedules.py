@@ -76,6 +76,27 @@ def test_effective_warmup_periods():
     assert effective_warmup_period(untuned_exponential_warmup(0.99), 5000) == pytest.approx(99.5, abs=0.01)
 
 
+def test_numpy_numbers_are_numbers():
+    """Values from numpy (a beta2 read from an array, a step count from np.arange) work like Python's."""
+    assert untuned_linear_warmup(np.float32(0.5))(0) == untuned_linear_warmup(0.5)(0)
+    assert linear_warmup(np.int64(4))(1) == linear_warmup(4)(1) == 0.5
+    assert rectification_warmup(0.999, threshold=np.float64(5.0))(9) == rectification_warmup(0.999)(9)
+    assert effective_warmup_period(linear_warmup(11), np.int64(100)) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize(
+    "call, word",
+    [
+        (lambda: untuned_linear_warmup(np.float64("nan")), "beta2"),
+        (lambda: rectification_warmup(0.999, threshold=float("nan")), "threshold"),
+        (lambda: linear_warmup(np.bool_(True)), "warmup_steps"),
+    ],
+)
+def test_nan_and_bools_are_refused(call, word):
+    with pytest.raises(ValueError, match=word):
+        call()
+
+
 @pytest.mark.parametrize(
     "call, word",
     [

@@ -119,3 +119,13 @@ def test_centre_of_mass_against_40_digit_arithmetic():
             b, s = mpmath.mpf(beta2), mpmath.mpf(t)
             expected = float(s - b / (1 - b) + s * b**s / (1 - b**s))
             assert theory.ema_centre_of_mass(t, beta2) == pytest.approx(expected, rel=1e-14)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0, 1e4])
+def test_weighted_chi2_moments_scale_with_the_weights(scale):
+    """S = c S' gives psi = psi' / sqrt(c): E[psi] / sqrt(c) and Var[psi] / c, for weights of any size."""
+    weights = np.array([0.5, 0.3, 0.15, 0.05])
+    mean, var = theory.weighted_chi2_psi_moments(weights)
+    scaled_mean, scaled_var = theory.weighted_chi2_psi_moments(scale * weights)
+    assert scaled_mean == pytest.approx(mean / np.sqrt(scale), rel=1e-9)
+    assert scaled_var == pytest.approx(var / scale, rel=1e-9)

@@ -95,3 +95,35 @@ def test_bad_arguments_are_named():
         theory.rho_t(0, 0.9)
     with pytest.raises(ValueError, match="threshold"):
         theory.r_t(10, 0.9, threshold=3.0)
+
+
+@pytest.mark.parametrize("beta2", [0.999, 1 - 1e-7, 1 - 1e-9, 1 - 1e-11])
+def test_rho_t_keeps_its_digits_for_beta2_close_to_one(beta2):
+    """rho_inf - 2 t b^t / (1 - b^t) subtracts two numbers of about 2/(1-b); the mean-age form does not."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 60
+    b = mpmath.mpf(beta2)  # the float64 value exactly
+    for t in (2, 5, 6, 1000):
+        exact = 2 / (1 - b) - 1 - 2 * t * b**t / (1 - b**t)
+        assert theory.rho_t(t, beta2) == pytest.approx(float(exact), rel=1e-13, abs=0)
+    if beta2 < 1 - 1e-8:
+        assert theory.first_adaptive_step(beta2, 5.0) == 6 and theory.r_t(5, beta2, threshold=5.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: theory.rho_t(5, np.nan),
+        lambda: theory.rho_t(np.nan, 0.999),
+        lambda: theory.rho_t(np.inf, 0.999),
+        lambda: theory.first_adaptive_step(np.nan),
+        lambda: theory.r_t(10, np.nan),
+        lambda: theory.r_t(10, 0.999, threshold=np.nan),
+        lambda: theory.r_t_exact(10, 0.999, threshold=np.nan),
+        lambda: theory.variance_psi_exact(np.nan),
+        lambda: theory.mean_psi_exact(np.nan),
+    ],
+)
+def test_nan_is_refused_not_returned(call):
+    with pytest.raises(ValueError):
+        call()

@@ -139,9 +139,9 @@ def shakespeare_corpus(root: str | Path, download: bool = False) -> TextCorpus:
 
 def sample_windows(data: Tensor, batch_size: int, length: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """A batch of random windows: inputs ``data[i : i+length]`` and next-byte targets ``data[i+1 : i+length+1]``."""
-    if data.numel() < length + 2:
+    if data.numel() < length + 1:
         raise ValueError(f"the corpus split has {data.numel()} bytes, fewer than a window of {length + 1}")
-    starts = torch.randint(0, data.numel() - length - 1, (batch_size,), generator=generator)
+    starts = torch.randint(0, data.numel() - length, (batch_size,), generator=generator)  # every start 0 .. N-length-1
     index = starts[:, None] + torch.arange(length + 1)
     windows = data[index].long()
     return windows[:, :-1], windows[:, 1:]
@@ -149,7 +149,7 @@ def sample_windows(data: Tensor, batch_size: int, length: int, generator: torch.
 
 def eval_windows(data: Tensor, count: int, length: int) -> tuple[Tensor, Tensor]:
     """``count`` evenly spaced windows covering the split (deterministic: the same for every run)."""
-    if data.numel() < length + 2:
+    if data.numel() < length + 1:
         raise ValueError(f"the corpus split has {data.numel()} bytes, fewer than a window of {length + 1}")
     starts = torch.linspace(0, data.numel() - length - 1, count).long()
     index = starts[:, None] + torch.arange(length + 1)
@@ -222,14 +222,18 @@ def read_cifar10(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
             try:
                 with path.open("rb") as f:
                     batch = pickle.load(f, encoding="bytes")  # noqa: S301 - the dataset's own format
-                data = np.asarray(batch[b"data"], dtype=np.uint8)
-                labels = np.asarray(batch[b"labels"], dtype=np.int64)
+                data = np.asarray(batch[b"data"])
+                labels = np.asarray(batch[b"labels"])
             except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
                 raise ValueError(f"{path} is not a CIFAR-10 python batch: {error!r}") from error
-            if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-                raise ValueError(f"{path}: expected data N x 3072 and N labels, got {data.shape} and {labels.shape}")
-            if labels.min() < 0 or labels.max() > 9:
-                raise ValueError(f"{path}: labels must lie in 0..9")
+            if data.dtype != np.uint8:  # the real batches are uint8; a cast would wrap or truncate other values
+                raise ValueError(f"{path}: expected uint8 pixel data, got {data.dtype}")
+            if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] != 3072 or labels.shape != (len(data),):
+                raise ValueError(f"{path}: expected data N x 3072 (N > 0) and N labels, got {data.shape} and "
+                                 f"{labels.shape}")
+            if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9:
+                raise ValueError(f"{path}: labels must be integers in 0..9")
+            labels = labels.astype(np.int64)
             xs.append(data.reshape(-1, 3, 32, 32))
             ys.append(labels)
         return np.concatenate(xs), np.concatenate(ys)

@@ -185,7 +185,7 @@ def train_run(
             if not math.isfinite(mean):
                 metrics["diverged_at"] = aligned
                 if progress is not None:
-                    progress(total_steps - step)
+                    progress(total_steps - step + 1)  # this step and the ones it will not take
                 break
         if aligned > 0 and (aligned % config.eval_every == 0 or step == total_steps):
             metrics["eval_steps"].append(aligned)
