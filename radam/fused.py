@@ -332,12 +332,27 @@ def _torch_to_triton_dtype(dtype: torch.dtype):
 
 
 def _to_device(values: list[int], device: torch.device, capturing: bool) -> tuple[Tensor, Tensor]:
-    """An int64 device tensor holding ``values``, and the host tensor it was copied from (to keep alive)."""
+    """An int64 device tensor holding ``values``, and the host tensor it was copied from (to keep alive).
+
+    The host tensor is pinned: an asynchronous copy needs it, and a copy recorded in a CUDA graph (a plan built
+    during capture, when the gradients were first allocated inside it) is refused from pageable memory. A captured
+    copy reads the host tensor again at every replay, which is why captured plans keep it for good (``_CAPTURED``).
+    Where this torch cannot pin memory during a capture, the error says how to avoid building the plan there.
+    """
     host = torch.tensor(values, dtype=torch.int64)
     if device.type == "cpu":
         return host, host
-    if not capturing:
+    try:
         host = host.pin_memory()
+    except RuntimeError as error:
+        if not capturing:
+            raise
+        raise RuntimeError(
+            "fused RAdam met tensors inside a CUDA graph capture that no eager step had shown it, and could not pin "
+            f"host memory for their plan during the capture ({error}). Run one eager step with the same parameter, "
+            "gradient and state tensors before capturing (the warm-up torch.cuda.graph asks for), so that the plan "
+            "exists before the capture"
+        ) from error
     return host.to(device, non_blocking=True), host
 
 

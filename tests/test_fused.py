@@ -101,6 +101,55 @@ def test_missing_triton_is_reported(monkeypatch):
         fused.check_fused_supported([torch.zeros(3)])
 
 
+class _PinningRecorder:
+    """Stands in for pinning and the host-to-device copy on a machine without CUDA: records what _to_device asks."""
+
+    def __init__(self, monkeypatch, fail: bool = False):
+        self.pinned = 0
+        self.copies: list[tuple[str, bool]] = []
+        recorder = self
+
+        def pin_memory(tensor):
+            if fail:
+                raise RuntimeError("operation not permitted when stream is capturing")
+            recorder.pinned += 1
+            return tensor
+
+        def to(tensor, device, non_blocking=False):
+            recorder.copies.append((str(device), non_blocking))
+            return tensor.clone()
+
+        monkeypatch.setattr(torch.Tensor, "pin_memory", pin_memory)
+        monkeypatch.setattr(torch.Tensor, "to", to)
+
+
+@pytest.mark.parametrize("capturing", [False, True])
+def test_plan_copy_is_pinned_and_asynchronous(monkeypatch, capturing):
+    """A plan goes to the GPU from pinned memory, during a CUDA graph capture too (torch refuses to record a copy
+    from pageable memory), and the host tensor is returned so the plan can keep it alive."""
+    recorder = _PinningRecorder(monkeypatch)
+    plan, host = fused._to_device([1, 2, 3], torch.device("cuda", 0), capturing)
+    assert recorder.pinned == 1
+    assert recorder.copies == [("cuda:0", True)]
+    assert host.tolist() == plan.tolist() == [1, 2, 3]
+
+
+def test_plan_that_cannot_be_pinned_during_capture_says_what_to_do(monkeypatch):
+    _PinningRecorder(monkeypatch, fail=True)
+    with pytest.raises(RuntimeError, match="eager step .* before capturing") as raised:
+        fused._to_device([1, 2, 3], torch.device("cuda", 0), capturing=True)
+    assert "not permitted" in str(raised.value)
+    with pytest.raises(RuntimeError, match="^operation not permitted"):  # outside a capture: torch's own error
+        fused._to_device([1, 2, 3], torch.device("cuda", 0), capturing=False)
+
+
+def test_plan_on_the_cpu_is_not_copied(monkeypatch):
+    recorder = _PinningRecorder(monkeypatch)
+    plan, host = fused._to_device([4, 5], torch.device("cpu"), capturing=False)
+    assert plan is host and plan.tolist() == [4, 5]
+    assert recorder.pinned == 0 and recorder.copies == []
+
+
 def test_bad_option_values_are_refused():
     state = make_state([(3,)])
     grads = [torch.zeros(3)]

@@ -962,3 +962,24 @@ def test_named_parameters_state_dict_loads_into_unnamed_and_back():
     named2.load_state_dict(copy.deepcopy(unnamed.state_dict()))
     for k in sd["state"]:
         _state_equal(named2.state_dict()["state"][k], sd["state"][k])
+
+
+def test_load_state_dict_takes_the_saved_options_as_torch_does():
+    """Loading replaces each group's options with the saved ones (capturable and lr included), as torch's does, and
+    the step count lands where the saved options put it."""
+    def loaded(cls):
+        p = torch.nn.Parameter(torch.ones(3))
+        p.grad = torch.ones(3)
+        source = cls([p], lr=0.01)
+        source.step()
+        q = torch.nn.Parameter(torch.ones(3))
+        target = cls([q], lr=0.5, capturable=True)
+        target.load_state_dict(source.state_dict())
+        return target.param_groups[0], target.state[q]["step"]
+
+    ours, our_step = loaded(radam.RAdam)
+    theirs, their_step = loaded(torch.optim.RAdam)
+    assert ours["capturable"] is theirs["capturable"] is False
+    assert ours["lr"] == theirs["lr"] == 0.01
+    assert our_step.device == their_step.device and our_step.dtype == their_step.dtype
+    assert float(our_step) == float(their_step) == 1.0

@@ -95,7 +95,12 @@ def test_cpu_state_dict_into_cuda_optimizer(capturable):
     opt_a = torch.optim.RAdam(pa)  # the oracle: torch's default path (see CAPTURABLE_TOL for capturable)
     opt_b = radam.RAdam(pb, capturable=capturable)
     opt_a.load_state_dict(copy.deepcopy(sd))
-    opt_b.load_state_dict(copy.deepcopy(sd))
+    saved = copy.deepcopy(sd)
+    # load_state_dict takes the saved groups' options, as torch's does: a state dict that says capturable
+    if capturable:
+        saved["param_groups"][0]["capturable"] = True
+    opt_b.load_state_dict(saved)
+    assert opt_b.param_groups[0]["capturable"] is capturable
     for p in pb:
         assert opt_b.state[p]["step"].device.type == ("cuda" if capturable else "cpu")
         assert opt_b.state[p]["exp_avg"].device.type == "cuda"
