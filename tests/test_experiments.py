@@ -3,6 +3,7 @@ to identical metrics, corrupt result files are rejected with an error naming the
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -170,8 +171,13 @@ def test_worker_processes_give_the_same_results_and_resume(tmp_path):
     first = reference["runs"][0]
     planted = {**first, "metrics": {**first["metrics"], "final_test_accuracy": 0.123}}  # recognisable if kept
     (folder / f"{first['optimizer']}__lr{first['lr']:g}__seed{first['seed']}.json").write_text(json.dumps(planted))
-    parallel = load_results(run_experiment(config, output=output, progress=False, jobs=2))
+    lines = []
+    parallel = load_results(run_experiment(config, output=output, progress=False, jobs=2, log=lines.append))
     assert parallel["runs"][0]["metrics"]["final_test_accuracy"] == 0.123
+    # one line per run finished now (the planted run is counted as done), numbered on from it
+    total = len(config.run_keys())
+    assert sorted(line.split(" ", 1)[0] for line in lines) == [f"{i}/{total}" for i in range(2, total + 1)]
+    assert all(re.search(r"__seed\d+: \d+\.\d s, last test_accuracy \d", line) for line in lines)
     cores = os.cpu_count()
     threads = f"{max(1, cores // 2)} threads in each of 2 processes, {cores} cores visible"
     assert parallel["provenance"]["device"].endswith(threads)
@@ -350,6 +356,10 @@ def test_cli_list_run_show(tmp_path, capsys):
     output = tmp_path / "cli.json"
     assert main(["run", "gradient-histograms", "--size", "tiny", "--output", str(output), "--no-progress",
                  "--device", "cpu"]) == 0
+    runs = len(get_config("gradient-histograms", "tiny").run_keys())
+    reported = [line for line in capsys.readouterr().out.splitlines() if re.match(r"\d+/\d+ ", line)]
+    assert [line.split(" ", 1)[0] for line in reported] == [f"{i}/{runs}" for i in range(1, runs + 1)]
+    assert "adam-2k__lr" in "".join(reported) and "last valid_loss" in reported[0]
     doc = load_results(output)
     assert doc["provenance"]["command"].startswith("python -m radam.experiments run gradient-histograms")
     assert main(["show", str(output)]) == 0

@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--data-root", type=Path, help="folder of the opt-in datasets")
     run.add_argument("--download", action="store_true", help="allow downloading an opt-in dataset")
     run.add_argument("--force", action="store_true", help="re-run even if a complete result file exists")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar: one line per finished run instead")
     show = commands.add_parser("show", help="validate and summarise a result file")
     show.add_argument("target", help="a result file, or an experiment name for its cached result")
     show.add_argument("--full", action="store_true", help="with a name: the cached GPU-size result")
@@ -73,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = run_experiment(
             args.name, size, output=output, device=args.device, data_source=args.data, data_root=args.data_root,
             download=args.download, force=args.force, progress=not args.no_progress, argv=argv, jobs=args.jobs,
+            log=(lambda line: print(line, flush=True)) if args.no_progress else None,
         )
         print(f"results: {path}")
         print(_format_table(load_results(path)))

@@ -213,7 +213,8 @@ def _transformer_warmup(size: str) -> ExperimentConfig:
         data={"source": "stdlib", "max_bytes": None, "length": 128},
         model={"width": 512, "layers": 6, "heads": 8, "hidden": 1024, "dropout": 0.1, "pre_ln": False},
         optimizers=_transformer_optimizers(0.99, warmup_steps=100, freeze_steps=200),
-        # Not yet run on a GPU. A wider model fails at smaller learning rates than the CPU size's 1e-2. A CPU probe of
+        # Not yet completed on a GPU: a first attempt (an H200, eight worker processes, sharing the GPU with the
+        # CUDA tests for most of the time) did not finish these 72 runs in 320 s. A wider model fails at smaller learning rates than the CPU size's 1e-2. A CPU probe of
         # this model (seed 0, 100 steps, no decay; validation loss in nats per byte, unigram level about 3.2): Adam
         # trains at 3e-4 (2.76) and stalls at 1e-3 (3.22) and 3e-3 (3.27); RAdam trains at 3e-4 (2.66) and 1e-3
         # (2.61) and stalls at 3e-3 (3.26). So the grid has both sides of Adam's failure and the lr where RAdam

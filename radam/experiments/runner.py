@@ -25,7 +25,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -127,6 +127,21 @@ def _run_and_record(
     (folder / f"{rid}.pt").unlink(missing_ok=True)
 
 
+def _finished_line(folder: Path, key: tuple[str, float, int]) -> str:
+    """``RUN: S s, last LOSS-or-ACCURACY`` from a finished run's record."""
+    rid = run_id(*key)
+    record = json.loads((folder / f"{rid}.json").read_text(encoding="utf-8"))
+    metrics = record["metrics"]
+    last = ""
+    for name in ("valid_loss", "test_accuracy", "train_loss"):
+        values = metrics.get(name)
+        if values:
+            value = values[-1]
+            last = f", last {name} " + (f"{value:.4g}" if value is not None else "not finite (diverged)")
+            break
+    return f"{rid}: {record['seconds']:.1f} s{last}"
+
+
 _WORKER: dict[str, Any] = {}  # in a worker process: the experiment's config, task and device
 
 
@@ -161,6 +176,7 @@ def _worker_threads(jobs: int) -> int:
 def _run_in_workers(
     config: ExperimentConfig, pending: list[tuple[str, float, int]], jobs: int, device: torch.device,
     folder: Path, git_commit: str | None, data_root: Path | None, download: bool, bar: Any,
+    finished: Callable[[tuple[str, float, int]], None],
 ) -> None:
     """Run ``pending`` in ``jobs`` fresh processes ("spawn": CUDA cannot be forked). After a failure no further run
     starts; the runs already under way finish (and are kept for a resume), then the failure is raised."""
@@ -185,8 +201,9 @@ def _run_in_workers(
                             "started with 'spawn', which imports the calling script again); finished runs are kept"
                         ) from error
                     raise RuntimeError(f"run {failed} failed in a worker process: {error!r}") from error
-                label, _, _ = future.result()
+                label, lr, seed = future.result()
                 bar.update(config.steps + frozen_steps(config.optimizer(label)))
+                finished((label, lr, seed))
 
 
 def run_experiment(
@@ -202,6 +219,7 @@ def run_experiment(
     step_callback: StepCallback | None = None,
     argv: Sequence[str] | None = None,
     jobs: int = 1,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
     """Run experiment ``name`` at ``size`` and return the path of its (validated) result file.
 
@@ -211,6 +229,8 @@ def run_experiment(
     complete result file for the same configuration is returned as is unless ``force``. ``jobs`` worker processes
     share the runs out (``jobs=1``: all in this process, the only mode that calls ``step_callback``); they are
     started with "spawn", so a script that calls this with ``jobs > 1`` needs ``if __name__ == "__main__":``.
+    ``log`` receives one line per finished run (its time and final loss or accuracy): the pace of a run without a
+    progress bar, in a log that a time limit may cut.
     """
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
@@ -244,15 +264,23 @@ def run_experiment(
     bar = tqdm(total=total, desc=config.name, unit="step", disable=not progress, dynamic_ncols=True)
     bar.update(sum(config.steps + frozen_steps(config.optimizer(label)) for label, _, _ in done))
     root = Path(data_root) if data_root is not None else None
+    count = iter(range(len(done) + 1, len(keys) + 1))
+
+    def finished(key: tuple[str, float, int]) -> None:
+        if log is not None:
+            log(f"{next(count)}/{len(keys)} {_finished_line(folder, key)}")
+
     try:
         if processes > 1:
-            _run_in_workers(config, pending, processes, torch_device, folder, prov["git_commit"], root, download, bar)
+            _run_in_workers(config, pending, processes, torch_device, folder, prov["git_commit"], root, download, bar,
+                            finished)
         elif pending:
             task = make_task(config, torch_device, data_root=root, download=download)
             for key in pending:
                 bar.set_postfix_str(run_id(*key))
                 _run_and_record(config, key, task, torch_device, folder, prov["git_commit"], step_callback,
                                 bar.update)
+                finished(key)
     finally:
         bar.close()
     runs = [json.loads((folder / f"{run_id(*key)}.json").read_text(encoding="utf-8")) for key in keys]
