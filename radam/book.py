@@ -77,6 +77,8 @@ def round_significant(value: Any, digits: int = 4) -> Any:
     """
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()  # numpy functions return 0-d arrays for scalar input
+    if isinstance(value, np.bool_):
+        return bool(value)  # a numpy comparison's result, glued as True/False
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, (bool, Integral, str)):
