@@ -112,8 +112,10 @@ def rho_t(t: ArrayLike, beta2: ArrayLike) -> np.ndarray:
     x = -np.log(beta2)
     tx = t * x
     from_mean_age = 1.0 + 2.0 * _ema_mean_age(t, x)
-    from_difference = rho_inf(beta2) - 2.0 * t * np.exp(-tx) / -np.expm1(-tx)
-    return np.where(tx < 1.0, from_mean_age, from_difference)
+    # t beta2^t as exp(log t - t x): neither factor overflows, even for t near the largest float
+    from_difference = rho_inf(beta2) - 2.0 * np.exp(np.log(t) - tx) / -np.expm1(-tx)
+    rho = np.where(tx < 1.0, from_mean_age, from_difference)
+    return np.where(t == 1.0, 1.0, rho)  # exactly 1 at the first step, whatever rounding the forms above do
 
 
 def r_t(t: ArrayLike, beta2: ArrayLike, threshold: float = 4.0) -> np.ndarray:
@@ -174,9 +176,16 @@ def first_adaptive_step(beta2: ArrayLike, threshold: float = 4.0) -> np.ndarray:
 
 def _check_dof(rho: ArrayLike, minimum: float) -> np.ndarray:
     rho = np.asarray(rho, dtype=np.float64)
-    if not np.all(rho > minimum):  # written so that nan fails too
-        raise ValueError(f"the degrees of freedom rho must exceed {minimum:g} here, got {rho}")
+    if not np.all((rho > minimum) & np.isfinite(rho)):  # written so that nan fails too
+        raise ValueError(f"the degrees of freedom rho must be a finite number above {minimum:g} here, got {rho}")
     return rho
+
+
+def _check_sigma(sigma: ArrayLike) -> np.ndarray:
+    sigma = np.asarray(sigma, dtype=np.float64)
+    if not np.all((sigma > 0.0) & np.isfinite(sigma)):
+        raise ValueError(f"the gradient scale sigma must be a positive finite number, got {sigma}")
+    return sigma
 
 
 # Coefficients of the large-x expansion of log(Gamma(x - 1/2) / Gamma(x)) + log(x)/2, from Bernoulli polynomials:
@@ -225,7 +234,7 @@ def variance_psi_exact(rho: ArrayLike, sigma: ArrayLike = 1.0) -> np.ndarray:
     (checked against 50-digit arithmetic) from ``rho`` just above 2 up to ``rho = 1e6`` and beyond.
     """
     rho = _check_dof(rho, 2.0)
-    sigma = np.asarray(sigma, dtype=np.float64)
+    sigma = _check_sigma(sigma)
     return rho / ((rho - 2.0) * sigma**2) * -np.expm1(_log_q(rho))
 
 
@@ -236,7 +245,7 @@ def variance_psi_approx(rho: ArrayLike, sigma: ArrayLike = 1.0) -> np.ndarray:
               = \frac{\rho}{2(\rho-2)(\rho-4)\,\sigma^2}
     """
     rho = _check_dof(rho, 4.0)
-    sigma = np.asarray(sigma, dtype=np.float64)
+    sigma = _check_sigma(sigma)
     return rho / (2.0 * (rho - 2.0) * (rho - 4.0) * sigma**2)
 
 
@@ -306,8 +315,8 @@ def scaled_inv_chi2(rho: float, sigma: float = 1.0) -> scipy.stats.rv_continuous
     """
     from scipy import stats
 
-    if rho <= 0:
-        raise ValueError(f"the degrees of freedom rho must be positive, got {rho}")
+    rho = float(_check_dof(rho, 0.0))
+    sigma = float(_check_sigma(sigma))
     return stats.invgamma(rho / 2.0, scale=rho / (2.0 * sigma**2))
 
 
@@ -329,7 +338,7 @@ def mean_psi_squared(rho: ArrayLike, sigma: ArrayLike = 1.0) -> np.ndarray:
     .. math:: E[\psi^2] = \frac{\rho}{(\rho-2)\,\sigma^2}
     """
     rho = _check_dof(rho, 2.0)
-    return rho / ((rho - 2.0) * np.asarray(sigma, dtype=np.float64) ** 2)
+    return rho / ((rho - 2.0) * _check_sigma(sigma) ** 2)
 
 
 def variance_psi_squared(rho: ArrayLike, sigma: ArrayLike = 1.0) -> np.ndarray:
@@ -338,7 +347,7 @@ def variance_psi_squared(rho: ArrayLike, sigma: ArrayLike = 1.0) -> np.ndarray:
     .. math:: \operatorname{Var}[\psi^2] = \frac{2\rho^2}{(\rho-2)^2(\rho-4)\,\sigma^4}
     """
     rho = _check_dof(rho, 4.0)
-    return 2.0 * rho**2 / ((rho - 2.0) ** 2 * (rho - 4.0) * np.asarray(sigma, dtype=np.float64) ** 4)
+    return 2.0 * rho**2 / ((rho - 2.0) ** 2 * (rho - 4.0) * _check_sigma(sigma) ** 4)
 
 
 def _log_sqrt_x_gamma_ratio(x: np.ndarray) -> np.ndarray:
@@ -361,7 +370,7 @@ def mean_psi_exact(rho: ArrayLike, sigma: ArrayLike = 1.0) -> np.ndarray:
     to :math:`1/\sigma` as ``rho`` grows.
     """
     rho = _check_dof(rho, 1.0)
-    return np.exp(_log_sqrt_x_gamma_ratio(rho / 2.0)) / np.asarray(sigma, dtype=np.float64)
+    return np.exp(_log_sqrt_x_gamma_ratio(rho / 2.0)) / _check_sigma(sigma)
 
 
 @dataclass(frozen=True)
@@ -566,19 +575,37 @@ def weighted_chi2_psi_moments(weights: ArrayLike) -> tuple[float, float]:
     weights = weights[weights > 0]
     if weights.size < 3:
         raise ValueError(f"Var[psi] is finite only with at least three positive weights, got {weights.size}")
-    # S = c S' with c = sum(w) and S' the sum with normalised weights, so psi = psi' / sqrt(c): integrate for psi',
-    # whose integrands fall off on the scale 1, and rescale.
+    # S = c S' with c = sum(w) and S' the sum with normalised weights, so psi = psi' / sqrt(c): integrate for psi'
+    # and rescale. The integrands change on the scales 1/(2 w_i), which may span hundreds of orders of magnitude, so
+    # both integrals are taken over s = log u (u = e^s, du = e^s ds), split at those scales.
     total = float(np.sum(weights))
     two_w = 2.0 * weights / total
 
-    def laplace(u: float) -> float:
-        return float(np.exp(-0.5 * np.sum(np.log1p(two_w * u))))
+    log_two_w = np.log(2.0 * weights / total)
 
-    opts = dict(epsabs=0.0, epsrel=1e-12, limit=200)
-    pieces = [(0.0, 1.0), (1.0, np.inf)]  # split where the integrands turn from flat to decaying
-    mean = 2.0 / np.sqrt(np.pi) * sum(integrate.quad(lambda v: laplace(v * v), a, b, **opts)[0] for a, b in pieces)
-    second = sum(integrate.quad(laplace, a, b, **opts)[0] for a, b in pieces)
-    return float(mean / np.sqrt(total)), float((second - mean**2) / total)
+    def log_laplace(s: float) -> float:  # log E[exp(-u S')] at u = e^s, without overflow for any s
+        return -0.5 * float(np.sum(np.logaddexp(0.0, log_two_w + s)))
+
+    # In s the integrands are e^s L(e^s) and e^(s/2) L(e^s) / sqrt(pi): below `lo` they are under e^(s/2) and
+    # contribute under 1e-17 of the total; above `hi` they fall at least like e^(-s/2) (three or more weights), with
+    # the same bound. Split points: the log scales of the weights (at most 16 of them).
+    log_scales = -log_two_w
+    lo, hi = float(log_scales.min()) - 80.0, float(log_scales.max()) + 80.0
+    inner = np.unique(np.quantile(log_scales, np.linspace(0.0, 1.0, min(16, log_scales.size))))
+    edges = np.concatenate([[lo], inner, [hi]])
+    opts = dict(epsabs=0.0, epsrel=1e-13, limit=200)
+
+    def integral(power: float) -> float:  # int e^(power s) L(e^s) ds
+        return sum(
+            integrate.quad(lambda s: np.exp(power * s + log_laplace(s)), a, b, **opts)[0]
+            for a, b in zip(edges, edges[1:])
+        )
+
+    # E[psi'] = 2/sqrt(pi) int_0^inf L(v^2) dv = 1/sqrt(pi) int_0^inf L(u) u^(-1/2) du; E[psi'^2] = int_0^inf L(u) du
+    mean = integral(0.5) / np.sqrt(np.pi)
+    second = integral(1.0)
+    # Var = E[psi'^2] - E[psi']^2 >= 0 (Jensen); a difference below the integrals' precision is rounding
+    return float(mean / np.sqrt(total)), float(max(second - mean**2, 0.0) / total)
 
 
 def ema_psi_moments(t: int, beta2: float) -> tuple[float, float]:
@@ -647,6 +674,14 @@ def simulate_adaptive_lr_variance(
     working memory besides the outputs.
     """
     mu = np.atleast_1d(np.asarray(mu, dtype=np.float64))
+    if not np.all(np.isfinite(mu)):
+        raise ValueError(f"the gradient means mu must be finite, got {mu}")
+    if int(n_runs) < 2:
+        raise ValueError(f"a variance across runs needs at least two runs, got n_runs = {n_runs}")
+    if int(n_steps) < 1:
+        raise ValueError(f"n_steps must be at least 1, got {n_steps}")
+    _check_beta2(beta2)
+    _check_sigma(sigma)
     rng = np.random.default_rng(seed)
     steps = np.arange(1, n_steps + 1)
     rectifier = r_t_exact if exact else r_t

@@ -127,3 +127,14 @@ def test_rho_t_keeps_its_digits_for_beta2_close_to_one(beta2):
 def test_nan_is_refused_not_returned(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_rho_t_stays_finite_up_to_the_largest_float():
+    for t in (9e307, 1.7e308):
+        assert theory.rho_t(t, 0.999) == pytest.approx(theory.rho_inf(0.999), rel=1e-15)
+        assert theory.r_t(t, 0.999) == pytest.approx(1.0, rel=1e-15)
+
+
+@pytest.mark.parametrize("beta2", [0.2, 0.5, 0.9, 0.999, 1 - 1e-9])
+def test_rho_t_is_exactly_one_at_the_first_step(beta2):
+    assert float(theory.rho_t(1, beta2)) == 1.0

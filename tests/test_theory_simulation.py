@@ -118,3 +118,12 @@ def test_theory_warmups_agree_with_the_lr_scheduler_versions(beta2):
         with_zeros = schedules.effective_warmup_period(schedules.rectification_warmup(beta2, threshold), n + delta - 1)
         shifted = theory.effective_warmup_period(theory.radam_warmup, beta2, n_steps=n, threshold=threshold)
         assert with_zeros == pytest.approx(shifted + delta - 1, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"n_runs": 1}, "two runs"), ({"n_steps": 0}, "n_steps"), ({"sigma": 0.0}, "sigma"), ({"mu": [np.nan]}, "mu")],
+)
+def test_simulation_refuses_inputs_that_give_no_variance(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        theory.simulate_adaptive_lr_variance(**{"n_runs": 4, "n_steps": 3, **kwargs})

@@ -145,9 +145,33 @@ def test_psi_of_a_gradient_sequence():
 
 
 def test_bad_degrees_of_freedom_are_refused():
-    with pytest.raises(ValueError, match="exceed 2"):
+    with pytest.raises(ValueError, match="above 2"):
         theory.variance_psi_exact(2.0)
-    with pytest.raises(ValueError, match="exceed 1"):
+    with pytest.raises(ValueError, match="above 1"):
         theory.mean_psi_exact(1.0)
-    with pytest.raises(ValueError, match="exceed 4"):
+    with pytest.raises(ValueError, match="above 4"):
         theory.variance_psi_squared(4.0)
+
+
+@pytest.mark.parametrize(
+    "function", [theory.variance_psi_exact, theory.variance_psi_approx, theory.mean_psi_exact,
+                 theory.mean_psi_squared, theory.variance_psi_squared]
+)
+def test_infinite_degrees_of_freedom_and_bad_sigma_are_refused(function):
+    with pytest.raises(ValueError, match="finite"):
+        function(np.inf)
+    for sigma in (0.0, -1.0, np.inf, np.nan):
+        with pytest.raises(ValueError, match="sigma"):
+            function(9.0, sigma=sigma)
+
+
+def test_weighted_chi2_moments_hold_for_weights_of_wildly_different_scales():
+    # S = a Z1^2 + Z2^2 + Z3^2 with a = 1e300: E[1/S] = int (1 + 2au)^(-1/2) (1 + 2u)^(-1) du -> pi / (2 sqrt(a))
+    mean, var = theory.weighted_chi2_psi_moments([1e300, 1.0, 1.0])
+    assert var == pytest.approx(np.pi / 2 * 1e-150, rel=1e-9)
+    assert 0.0 < mean**2 < 1e-290
+
+
+def test_ema_psi_moments_match_high_precision_quadrature():
+    # reference: mpmath quad at 30 digits of 2/sqrt(pi) int L(v^2) dv for the EMA weights, t = 2000, beta2 = 0.999
+    assert theory.ema_psi_moments(2000, 0.999)[0] == pytest.approx(1.00049262729067852493685588778, rel=1e-13)
