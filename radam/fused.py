@@ -363,6 +363,13 @@ def _build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _P
     for name, tensors in zip(names, lists):
         if len(tensors) != n:
             raise ValueError(f"fused_radam: {name} has {len(tensors)} tensors, params has {n}")
+        for i, tensor in enumerate(tensors):
+            if tensor.data_ptr() == 0 and tensor.numel():  # a wrapper (a DTensor): the kernel would read address 0
+                raise RuntimeError(
+                    f"fused_radam: {name}[{i}] is a {type(tensor).__name__}, whose elements live in other tensors; "
+                    "the kernel steps plain tensors. For a DTensor pass each rank's local tensors (.to_local(); "
+                    "radam.RAdam does so for DTensor parameters), or use fused=False"
+                )
     check_fused_supported(lists[0])
     groups: dict[tuple, list[int]] = {}
     for i in range(n):

@@ -169,7 +169,8 @@ class RAdam(Optimizer):
             (default: False).
         fused: use the fused Triton kernel of ``radam.fused`` (CUDA only; ``RuntimeError`` at
             construction, in ``add_param_group`` and before a step where it is unavailable). Low-precision
-            parameters then keep float32 moments (default: None).
+            parameters then keep float32 moments; DTensor parameters (FSDP2) are stepped on each rank's local
+            shards (default: None).
         degenerate: what happens while :math:`\rho_t \le \tau`: ``"sgd"`` takes an SGD step
             with bias-corrected momentum (torch, the paper), ``"skip"`` leaves the parameter unchanged (the
             official code since 2021) (default: ``"sgd"``).
@@ -488,8 +489,11 @@ class RAdam(Optimizer):
         kernel_lists = [params, grads, exp_avgs, exp_avg_sqs, state_steps]
         if group["amsgrad"]:
             kernel_lists.append(max_exp_avg_sqs)
-        plan = load_fused().build_plan(kernel_lists, group["amsgrad"])
-        return FusedGroupStep(group, self.state, kernel_lists, plan)
+        local_lists = _local_tensors(kernel_lists)
+        plan = load_fused().build_plan(local_lists, group["amsgrad"])
+        if local_lists is kernel_lists:
+            return FusedGroupStep(group, self.state, kernel_lists, plan)
+        return _DTensorGroupStep(group, self.state, kernel_lists, plan)
 
     @_use_grad_for_differentiable
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -560,6 +564,41 @@ def _check_fused_group(options: dict[str, Any], params: list[Any]) -> None:
     if options["foreach"]:
         raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
     check_fused([p[1] if isinstance(p, tuple) else p for p in params])  # named parameters come as (name, tensor)
+
+
+class _DTensorGroupStep(FusedGroupStep):
+    """A fused group of DTensor parameters, stepped on each rank's local tensors (:func:`_local_tensors`). Its plan is
+    built anew at every step: the checks that let a cached plan be re-used read data pointers, which a DTensor lacks."""
+
+    def refresh(self, group: dict[str, Any], state: Any) -> bool:
+        return False
+
+
+def _local_tensors(lists: list[list[torch.Tensor]]) -> list[list[torch.Tensor]]:
+    """The fused kernel's lists with every DTensor (FSDP2, tensor parallelism) replaced by this rank's local tensor.
+
+    The step is element-wise, so a rank that updates its shards of a parameter, its gradient and its moments
+    computes the bits the whole tensors would get, provided they are all split alike. ``RuntimeError`` naming the
+    parameter where a gradient or moment of a DTensor parameter is laid out otherwise (other placements or mesh).
+    """
+    if all(type(p) in (torch.Tensor, torch.nn.Parameter) for p in lists[0]):
+        return lists
+    from torch.distributed.tensor import DTensor
+
+    params, grads, exp_avgs, exp_avg_sqs, _, *max_exp_avg_sqs = lists
+    for name, tensors in [("grad", grads), ("exp_avg", exp_avgs), ("exp_avg_sq", exp_avg_sqs)] + [
+        ("max_exp_avg_sq", t) for t in max_exp_avg_sqs
+    ]:
+        for i, (p, tensor) in enumerate(zip(params, tensors)):
+            if isinstance(p, DTensor) and not (
+                isinstance(tensor, DTensor) and (tensor.device_mesh, tensor.placements) == (p.device_mesh, p.placements)
+            ):
+                layout = f"{tensor.placements}" if isinstance(tensor, DTensor) else f"a {type(tensor).__name__}"
+                raise RuntimeError(
+                    f"fused=True steps each rank's local shard of a DTensor, so the {name} of parameter {i} must be "
+                    f"laid out as the parameter ({p.placements} on {p.device_mesh}); it is {layout}. Use fused=False"
+                )
+    return [[t.to_local() if isinstance(t, DTensor) else t for t in tensors] for tensors in lists]
 
 
 def _check_state_layout(state: Any) -> None:
