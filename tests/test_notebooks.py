@@ -95,7 +95,7 @@ def test_every_notebook_is_in_the_table_of_contents():
 
 def test_colab_button_and_repository_are_configured():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    assert config["repository"]["branch"] == "main"
+    assert config["repository"]["branch"] == "colab"  # the Colab editions (tools/colab_edition.py)
     assert config["repository"]["path_to_book"] == ""
     assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     assert config["execute"]["execute_notebooks"] == "off"

@@ -1,0 +1,252 @@
+"""The book as the website shows it: its address, its pages in order, and what every label points to.
+
+The site's address follows from ``repository.url`` in ``_config.yml`` (GitHub Pages serves
+``https://github.com/OWNER/REPO`` at ``https://OWNER.github.io/REPO/``), so it is written in one place.
+
+Numbers are the site's: Jupyter Book numbers labelled equations, exercises and figures with captions in one sequence
+each over the whole book, in the order of ``_toc.yml``, and so does this index. ``tools.colab_edition --check-site``
+compares every number and anchor with a built site.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from docutils.nodes import make_id
+
+from tools.myst_blocks import EQUATION_LABEL, TARGET_LINE, split_blocks
+
+__all__ = ["Target", "BookIndex", "site_url"]
+
+_HEADING = re.compile(r"^#{1,6}\s+(?P<title>.+?)\s*#*\s*$", re.M)
+_AUTODOC = re.compile(r"^\s*\.\. auto(?P<kind>module|class|function)::\s*(?P<name>[\w.]+)\s*$")
+_AUTODOC_OPTION = re.compile(r"^\s+:(?P<key>[\w-]+):\s*(?P<value>.*)$")
+_INLINE_MARKUP = re.compile(r"\{[\w:.+-]+\}`([^`]*)`|`([^`]*)`|\*+([^*]+)\*+")
+
+
+def site_url(repository_url: str) -> str:
+    """The GitHub Pages address of a repository's site, ending in a slash.
+
+    >>> site_url("https://github.com/radam-book/radam-book")
+    'https://radam-book.github.io/radam-book/'
+    """
+    match = re.fullmatch(r"https://github\.com/(?P<owner>[\w.-]+)/(?P<repo>[\w.-]+?)(?:\.git)?/?", repository_url)
+    if match is None:
+        raise ValueError(f"repository.url {repository_url!r} is not a GitHub repository URL (https://github.com/O/R)")
+    owner, repo = match["owner"], match["repo"]
+    if repo.lower() == f"{owner.lower()}.github.io":  # a user or organisation site is served at the root
+        return f"https://{owner.lower()}.github.io/"
+    return f"https://{owner.lower()}.github.io/{repo}/"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a label points on the site (``page`` is a docname such as ``notebooks/02_x``) and what a reference to
+    it shows: ``(3)`` for an equation, ``Exercise 4``, a section's title."""
+
+    page: str
+    anchor: str
+    text: str
+    kind: str  # "equation", "exercise", "figure", "section", "page"
+
+
+@dataclass
+class PageNumbers:
+    """The numbers of one page's numbered blocks, in the order they appear (unlabelled ones included)."""
+
+    exercises: list[int] = field(default_factory=list)
+    figures: list[int] = field(default_factory=list)
+
+
+class BookIndex:
+    """Reads ``_config.yml``, ``_toc.yml`` and every page once; answers what a label, a page or an API name is."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.config = yaml.safe_load((self.root / "_config.yml").read_text(encoding="utf-8"))
+        self.repository_url: str = self.config["repository"]["url"].rstrip("/")
+        self.site_url = site_url(self.repository_url)
+        self.pages = _toc_pages(yaml.safe_load((self.root / "_toc.yml").read_text(encoding="utf-8")))
+        self.sources = {page: self._source_path(page) for page in self.pages}
+        self.targets: dict[str, Target] = {}
+        self.numbers: dict[str, PageNumbers] = {}
+        self.titles: dict[str, str] = {}
+        self.api_page = ""
+        self._api_modules: dict[str, set[str] | None] = {}
+        self._api_classes: set[str] = set()
+        self.bibliography_page = ""
+        counters = {"equation": 0, "exercise": 0, "figure": 0}
+        for page in self.pages:
+            self.numbers[page] = PageNumbers()
+            text = self.markdown(page)
+            heading = _HEADING.search(text)
+            self.titles[page] = plain_title(heading["title"]) if heading else page
+            self.targets.setdefault(page, Target(page, "", self.titles[page], "page"))
+            self._scan(page, text, counters)
+
+    # --- pages -------------------------------------------------------------------------------------------------
+    def _source_path(self, page: str) -> Path:
+        for suffix in (".ipynb", ".md"):
+            if (path := self.root / f"{page}{suffix}").exists():
+                return path
+        raise FileNotFoundError(f"_toc.yml lists {page!r}, but neither {page}.ipynb nor {page}.md exists")
+
+    def markdown(self, page: str) -> str:
+        """A page's MyST Markdown: the file itself, or a notebook's Markdown cells joined by blank lines."""
+        path = self.sources[page]
+        if path.suffix == ".md":
+            return _without_front_matter(path.read_text(encoding="utf-8"))
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        return "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+    def page_url(self, page: str) -> str:
+        return f"{self.site_url}{page}.html"
+
+    def url(self, target: Target) -> str:
+        return self.page_url(target.page) + (f"#{target.anchor}" if target.anchor else "")
+
+    def chapters(self) -> list[str]:
+        """The pages that are notebooks, in reading order: chapter ``n`` is ``chapters()[n - 1]``."""
+        return [page for page in self.pages if self.sources[page].suffix == ".ipynb"]
+
+    def resolve_document(self, reference: str, from_page: str) -> str:
+        """The docname a ``{doc}`` reference names, relative to the referring page or absolute (``/book/api``)."""
+        if reference.startswith("/"):
+            page = reference.lstrip("/")
+        else:
+            page = str(Path(from_page).parent / reference)
+        page = str(Path(page)).removesuffix(".md").removesuffix(".ipynb")
+        parts: list[str] = []
+        for part in page.split("/"):
+            if part == "..":
+                parts.pop()
+            elif part not in ("", "."):
+                parts.append(part)
+        page = "/".join(parts)
+        if page not in self.sources:
+            raise KeyError(f"{reference!r} (from {from_page}) is not a page of the book")
+        return page
+
+    # --- citations ---------------------------------------------------------------------------------------------
+    def bibliography_files(self) -> list[Path]:
+        return [self.root / f for f in self.config.get("bibtex_bibfiles", [])]
+
+    def citation_url(self, key: str) -> str:
+        """The bibliography entry of ``key`` on the site (its anchor is stable when ``bibtex_cite_id`` is set)."""
+        if not self.bibliography_page:
+            raise ValueError("the book cites, but no page holds a {bibliography} directive")
+        template = self.config.get("sphinx", {}).get("config", {}).get("bibtex_cite_id", "")
+        if not template:
+            return self.page_url(self.bibliography_page)
+        return f"{self.page_url(self.bibliography_page)}#{make_id(template.format(key=key, bibliography_count=1))}"
+
+    # --- the API reference ---------------------------------------------------------------------------------------
+    def api_anchor(self, role: str, name: str) -> str | None:
+        """The anchor of a Python object on the API page, or None if that page does not document it."""
+        if role == "mod":
+            return f"module-{name}" if name in self._api_modules else None
+        parent, _, member = name.rpartition(".")
+        members = self._api_modules.get(parent, set())
+        if name in self._api_classes or parent in self._api_classes or members is None or member in members:
+            return name
+        return None
+
+    # --- scanning ----------------------------------------------------------------------------------------------
+    def _scan(self, page: str, text: str, counters: dict[str, int]) -> None:
+        for block in split_blocks(text):
+            if block.kind == "text":
+                self._scan_text(page, block.text, counters)
+            elif block.kind == "directive":
+                self._scan_directive(page, block, counters)
+
+    def _scan_text(self, page: str, text: str, counters: dict[str, int]) -> None:
+        for match in EQUATION_LABEL.finditer(text):
+            counters["equation"] += 1
+            self._add(match["label"], Target(page, f"equation-{match['label']}", f"({counters['equation']})", "equation"))
+        for match in TARGET_LINE.finditer(text):
+            heading = _HEADING.search(text, match.end())
+            title = plain_title(heading["title"]) if heading else match["label"]
+            self._add(match["label"], Target(page, match["label"], title, "section"))
+
+    def _scan_directive(self, page: str, block, counters: dict[str, int]) -> None:
+        label = block.options.get("label") or block.options.get("name", "")
+        if block.name == "exercise" and "nonumber" not in block.options:
+            counters["exercise"] += 1
+            self.numbers[page].exercises.append(counters["exercise"])
+            if label:
+                self._add(label, Target(page, label, f"Exercise {counters['exercise']}", "exercise"))
+        elif block.name == "math" and label:
+            counters["equation"] += 1
+            self._add(label, Target(page, f"equation-{label}", f"({counters['equation']})", "equation"))
+        elif block.name in ("figure", "glue:figure") and block.body.strip():
+            counters["figure"] += 1
+            self.numbers[page].figures.append(counters["figure"])
+            if label:
+                self._add(label, Target(page, label, f"Fig. {counters['figure']}", "figure"))
+        elif block.name == "bibliography":
+            self.bibliography_page = page
+        elif block.name == "eval-rst":
+            self._scan_autodoc(page, block.body)
+        if block.name not in ("code", "code-block", "code-cell", "eval-rst", "math"):
+            self._scan(page, block.body, counters)
+
+    def _scan_autodoc(self, page: str, rst: str) -> None:
+        lines = rst.split("\n")
+        for k, line in enumerate(lines):
+            if not (match := _AUTODOC.match(line)):
+                continue
+            self.api_page = page
+            name = match["name"]
+            if match["kind"] == "class":
+                self._api_classes.add(name)
+            elif match["kind"] == "function":
+                parent, _, member = name.rpartition(".")
+                self._api_modules.setdefault(parent, set())
+                if (members := self._api_modules[parent]) is not None:
+                    members.add(member)
+            else:  # automodule: no :members: documents none, an empty one all, a list those named
+                options = {}
+                for option in lines[k + 1 :]:
+                    if not (opt := _AUTODOC_OPTION.match(option)):
+                        break
+                    options[opt["key"]] = {n.strip() for n in opt["value"].split(",") if n.strip()}
+                if options.get("members", {"-"}) == set() or options.get("private-members", {"-"}) == set():
+                    self._api_modules[name] = None
+                else:
+                    self._api_modules[name] = options.get("members", set()) | options.get("private-members", set())
+
+    def _add(self, label: str, target: Target) -> None:
+        if label in self.targets and self.targets[label] != target:
+            raise ValueError(f"the label {label!r} is defined twice: in {self.targets[label].page} and {target.page}")
+        self.targets[label] = target
+
+
+def plain_title(title: str) -> str:
+    """A heading's text without inline markup (roles, code, emphasis), as a reference shows it."""
+    return _INLINE_MARKUP.sub(lambda m: next(g for g in m.groups() if g is not None), title).strip()
+
+
+def _toc_pages(toc: dict) -> list[str]:
+    """The docnames of ``_toc.yml`` (format jb-book) in reading order."""
+    pages = [toc["root"]]
+
+    def visit(entries: list[dict]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                pages.append(entry["file"])
+            visit(entry.get("sections", []) + entry.get("chapters", []))
+
+    visit(toc.get("parts", []) + toc.get("chapters", []))
+    return [str(Path(p).with_suffix("")) if Path(p).suffix in (".md", ".ipynb") else p for p in pages]
+
+
+def _without_front_matter(text: str) -> str:
+    if text.startswith("---\n"):
+        end = text.find("\n---", 4)
+        if end != -1:
+            return text[end + 4 :].lstrip("\n")
+    return text
