@@ -45,7 +45,8 @@ def test_there_are_the_two_workflows():
 def test_workflows_match_githubs_workflow_schema():
     """The schema GitHub's editors use (SchemaStore's, as vendored by check-jsonschema: no download)."""
     result = subprocess.run(
-        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS.glob("*.yml"))],
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+         *map(str, WORKFLOWS.glob("*.yml"))],
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -166,7 +166,8 @@ class BookIndex:
     def _scan_text(self, page: str, text: str, counters: dict[str, int]) -> None:
         for match in EQUATION_LABEL.finditer(text):
             counters["equation"] += 1
-            self._add(match["label"], Target(page, f"equation-{match['label']}", f"({counters['equation']})", "equation"))
+            label, number = match["label"], counters["equation"]
+            self._add(label, Target(page, f"equation-{label}", f"({number})", "equation"))
         for match in TARGET_LINE.finditer(text):
             heading = _HEADING.search(text, match.end())
             title = plain_title(heading["title"]) if heading else match["label"]

@@ -36,7 +36,10 @@ from tools.book_index import BookIndex
 from tools.citations import Citations
 from tools.myst_markdown import EditionError, PageConverter, SiteLink
 
-__all__ = ["make_edition", "write_editions", "check_site", "install_cell_source", "FORM_TITLE", "EDITION_INSTALL_MARKER", "main"]
+__all__ = [
+    "make_edition", "write_editions", "check_site", "install_cell_source", "FORM_TITLE", "EDITION_INSTALL_MARKER",
+    "main",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 FORM_TITLE = "#@title Code hidden in the book's text (double-click to show it)"
@@ -215,9 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_site:
         problems = check_site(args.check_site, BookIndex(args.root), links)
         for problem in problems:
-            print(f"error: {problem} (rebuild the site with `make book` if it is older than the notebooks)",
-                  file=sys.stderr)
+            print(f"error: {problem}", file=sys.stderr)
         if problems:
+            print("(a site built before the last change of the book or of _config.yml is stale: `make clean book`)",
+                  file=sys.stderr)
             return 1
         print(f"checked {len(set(links))} links against {args.check_site}")
     return 0

@@ -7,7 +7,7 @@ MyST                                       plain Markdown
 =========================================  ==========================================================================
 ``{glue:}`key``` / ``{glue:text}`key:.3f```  the glued value, as the site prints it
 ``{cite:p}`key``` / ``{cite:t}`key```      the author-year text, linked to the bibliography entry on the site
-``{eq}`` ``{ref}`` ``{numref}`` ``{doc}``  ``[(3)](site#equation-…)``, ``[Exercise 4](site#…)``, … links to the site
+``{eq}`` ``{ref}`` ``{numref}`` ``{doc}``  links to the site: ``[(3)](site#equation-…)``, ``[Exercise 4](site#…)``
 ``{func}`` ``{class}`` ``{mod}`` …          the name in code, linked to the API reference when it documents it
 ``$$ … $$ (label)``, ``{math}``             ``$$ … \\tag{3} $$``, the site's number; config macros expanded
 ``{exercise}``                             a ``### Exercise 4`` section
