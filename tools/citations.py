@@ -1,8 +1,8 @@
 """Citations written out as the site writes them (sphinxcontrib-bibtex's author-year style), as Markdown links.
 
-``{cite:p}`kingma2015adam``` becomes ``\\[[Kingma and Ba, 2015](…references.html#cite-kingma2015adam)\\]`` and
-``{cite:t}`liu2020radam``` becomes ``Liu *et al.* \\[[2020](…)\\]``: the same words as on the site, because the same
-style object formats them; only the output is Markdown instead of docutils nodes.
+``{cite:p}`kingma2015adam``` becomes ``&#91;[Kingma and Ba, 2015](…references.html#cite-kingma2015adam)&#93;`` and
+``{cite:t}`liu2020radam``` becomes ``Liu *et al.* &#91;[2020](…)&#93;``: the same words as on the site, because the
+same style object formats them; only the output is Markdown instead of docutils nodes.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from sphinxcontrib.bibtex.style.referencing import format_references
 from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
 from sphinxcontrib.bibtex.style.template import SphinxReferenceInfo, SphinxReferenceText
 
-__all__ = ["Citations"]
+__all__ = ["Citations", "escape_markdown"]
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
+_ENTITIES = {"[": "&#91;", "]": "&#93;", "\\": "&#92;", "<": "&lt;", ">": "&gt;"}
 _TAGS = {"em": "*", "i": "*", "b": "**", "strong": "**"}
 
 
@@ -50,10 +50,16 @@ class Citations:
         return _markdown(format_references(self.style, role, references), self.url)
 
 
+def escape_markdown(text: str) -> str:
+    """Text that Markdown shows as it is. Brackets and backslashes become HTML entities rather than backslash
+    escapes: in a notebook, ``\\[`` would open a display equation before Markdown sees it."""
+    return re.sub(r"([`*_|])", r"\\\1", re.sub(r"[\\[\]<>]", lambda m: _ENTITIES[m[0]], text))
+
+
 def _markdown(text, url: Callable[[str], str]) -> str:
     """Markdown for pybtex rich text: emphasis as ``*…*``, each reference as a link to its bibliography entry."""
     if isinstance(text, str):
-        return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+        return escape_markdown(text)
     if isinstance(text, String):
         return _markdown(text.value, url)
     inner = "".join(_markdown(part, url) for part in getattr(text, "parts", []))

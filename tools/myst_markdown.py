@@ -29,7 +29,7 @@ from typing import Any, Callable
 from myst_nb.core.variables import format_plain_text
 
 from tools.book_index import BookIndex
-from tools.citations import Citations
+from tools.citations import Citations, escape_markdown
 from tools.myst_blocks import EQUATION_LABEL, TARGET_LINE, Block, split_blocks
 
 __all__ = ["EditionError", "PageConverter", "SiteLink"]
@@ -165,7 +165,7 @@ class PageConverter:
             if "text/plain" not in data:
                 raise EditionError(f"the glued {key!r} has no text/plain form")
             text = format_plain_text(data["text/plain"], spec) if name == "glue:text" else data["text/plain"]
-            return re.sub(r"([\\`*_\[\]<>|])", r"\\\1", text)
+            return escape_markdown(text)
         if "text/markdown" in data:
             return data["text/markdown"]
         raise EditionError(f"the glued {key!r} is {sorted(data)}; only text or Markdown can be pasted")
