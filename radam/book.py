@@ -17,6 +17,7 @@ import ast
 import inspect
 import os
 import random
+import re
 import textwrap
 from collections.abc import Iterable, Sequence
 from numbers import Integral, Real
@@ -172,6 +173,16 @@ class _Table:
         return "\n".join([line(self.header), *(line(row) for row in self.rows)])
 
 
+_NUMBER_TEXT = re.compile(r"[+\-\u2212]?[\d.,]+(e[+\-]?\d+)?%?|\u2014")  # "+1.2%", "3e-5", or a dash for "none"
+
+
+def _is_number(value: Any) -> bool:
+    """Whether a table cell reads as a number (and so is right-aligned): a number or a formatted one."""
+    if isinstance(value, str):
+        return bool(_NUMBER_TEXT.fullmatch(value))
+    return isinstance(value, (Real, np.number)) and not isinstance(value, bool)
+
+
 def _table_cell(value: Any, digits: int) -> str:
     value = round_significant(value, digits) if not isinstance(value, str) else value
     if isinstance(value, str):
@@ -179,7 +190,7 @@ def _table_cell(value: Any, digits: int) -> str:
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, Integral):
-        return f"{value:,}"
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)  # 2000, but 20,000
     if not np.isfinite(value):
         return str(value)
     text = f"{value:.{digits}g}"
@@ -190,18 +201,18 @@ def _table_cell(value: Any, digits: int) -> str:
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]], digits: int = 4) -> _Table:
     """A table of a chapter's results: an HTML table in the book, aligned plain text where Markdown is not shown.
 
-    Numbers are rounded to ``digits`` significant digits (:func:`round_significant`; whole numbers get thousands
-    separators, ``1.2e-07`` is written ``1.2e-7``); a string is shown as it is, so a cell can carry its own format,
-    e.g. ``f"{error:+.1%}"``. Columns of numbers are right-aligned. A cell ending in ``radam.book.table(...)``
+    Numbers are rounded to ``digits`` significant digits (:func:`round_significant`; whole numbers from 10,000 up get
+    thousands separators, ``1.2e-07`` is written ``1.2e-7``); a string is shown as it is, so a cell can carry its own format,
+    e.g. ``f"{error:+.1%}"``, or ``"\u2014"`` for a value that does not exist. Columns of numbers (formatted or not) are
+    right-aligned. A cell ending in ``radam.book.table(...)``
     displays it.
     """
     header = [str(cell) for cell in header]
-    raw_rows = [list(row) for row in rows]
+    raw_rows = [[value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value for value in row]
+                for row in rows]  # numpy functions return 0-d arrays for scalar input
     for row in raw_rows:
         if len(row) != len(header):
             raise ValueError(f"every row needs {len(header)} cells (one per column), got {len(row)}: {row}")
-    numeric = [
-        bool(raw_rows) and all(isinstance(row[k], (Real, np.number)) for row in raw_rows) for k in range(len(header))
-    ]
+    numeric = [bool(raw_rows) and all(_is_number(row[k]) for row in raw_rows) for k in range(len(header))]
     formatted = [[_table_cell(value, digits) for value in row] for row in raw_rows]
     return _Table(header, formatted, numeric)

@@ -64,14 +64,21 @@ def test_show_source_can_leave_the_docstring_out():
 
 
 def test_table_rounds_numbers_and_keeps_strings():
-    shown = radam.book.table(["rho", "Var", "error"], [[3, 1.090137, "+1.2%"], [2000.0, 2.5054e-7, "a|b"]])
+    rows = [[3, 1.090137, "+1.2%"], [np.array(20000.0), theory.variance_psi_exact(2000.0) / 1000, "a|b"]]
+    shown = radam.book.table(["rho", "Var", "error"], rows)
     assert shown._repr_markdown_().splitlines() == [
         "| rho | Var | error |",
         "|---:|---:|:---|",
         "| 3 | 1.09 | +1.2% |",
-        "| 2,000 | 2.505e-7 | a\\|b |",
+        "| 20,000 | 2.505e-7 | a\\|b |",
     ]
-    assert repr(shown).splitlines() == ["  rho       Var  error", "    3      1.09  +1.2%", "2,000  2.505e-7  a|b"]
+    assert repr(shown).splitlines() == ["   rho       Var  error", "     3      1.09  +1.2%", "20,000  2.505e-7  a|b"]
+    assert "| 2000 |" in radam.book.table(["n"], [[2000]])._repr_markdown_()
+
+
+def test_table_right_aligns_formatted_numbers_only():
+    shown = radam.book.table(["a", "b", "c"], [["+1.5%", "\u2014", "x"], ["-2e-5", "3", "1"]])
+    assert shown._repr_markdown_().splitlines()[1] == "|---:|---:|:---|"
 
 
 def test_table_refuses_a_row_of_the_wrong_length():
