@@ -13,16 +13,20 @@ torch for deterministic algorithms and fixes the figure size and resolution.
 
 from __future__ import annotations
 
+import ast
 import inspect
 import os
 import random
+import re
+import textwrap
+from collections.abc import Iterable, Sequence
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["setup", "glue", "round_significant", "show_source", "SEED"]
+__all__ = ["setup", "glue", "round_significant", "show_source", "table", "SEED"]
 
 SEED = 0
 FIGURE_SIZE = (6.4, 4.0)
@@ -126,10 +130,89 @@ class _Source:
         return self.text
 
 
-def show_source(obj: Any) -> _Source:
+def show_source(obj: Any, docstring: bool = True) -> _Source:
     """The package's own source of a function or class, for display in a chapter (never a second copy of it).
 
     A cell ending in ``radam.book.show_source(radam.theory.rho_t)`` shows the code that the chapter's computations
-    run, so the text cannot drift from the package.
+    run, so the text cannot drift from the package. With ``docstring=False`` the docstring is left out, for a
+    chapter whose prose has just stated the equation it holds.
     """
-    return _Source(inspect.getsource(obj))
+    source = inspect.getsource(obj)
+    if docstring:
+        return _Source(source)
+    lines = source.splitlines(keepends=True)
+    definition = ast.parse(textwrap.dedent(source)).body[0]  # dedent keeps the line numbers
+    first = definition.body[0] if getattr(definition, "body", None) else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        del lines[first.lineno - 1 : first.end_lineno]
+    return _Source("".join(lines))
+
+
+class _Table:
+    """A table that renders as Markdown in Jupyter (an HTML table in the book) and as aligned text elsewhere."""
+
+    def __init__(self, header: list[str], rows: list[list[str]], numeric: list[bool]) -> None:
+        self.header, self.rows, self.numeric = header, rows, numeric
+
+    def _repr_markdown_(self) -> str:
+        def line(cells: Sequence[str]) -> str:
+            return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+        rule = "|" + "|".join("---:" if right else ":---" for right in self.numeric) + "|"
+        return "\n".join([line(self.header), rule, *(line(row) for row in self.rows)]) + "\n"
+
+    def __repr__(self) -> str:
+        widths = [max(len(row[k]) for row in [self.header, *self.rows]) for k in range(len(self.header))]
+
+        def line(cells: Sequence[str]) -> str:
+            return "  ".join(
+                cell.rjust(width) if right else cell.ljust(width)
+                for cell, width, right in zip(cells, widths, self.numeric)
+            ).rstrip()
+
+        return "\n".join([line(self.header), *(line(row) for row in self.rows)])
+
+
+_NUMBER_TEXT = re.compile(r"[+\-\u2212]?[\d.,]+(e[+\-]?\d+)?%?|\u2014")  # "+1.2%", "3e-5", or a dash for "none"
+
+
+def _is_number(value: Any) -> bool:
+    """Whether a table cell reads as a number (and so is right-aligned): a number or a formatted one."""
+    if isinstance(value, str):
+        return bool(_NUMBER_TEXT.fullmatch(value))
+    return isinstance(value, (Real, np.number)) and not isinstance(value, bool)
+
+
+def _table_cell(value: Any, digits: int) -> str:
+    value = round_significant(value, digits) if not isinstance(value, str) else value
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, Integral):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)  # 2000, but 20,000
+    if not np.isfinite(value):
+        return str(value)
+    text = f"{value:.{digits}g}"
+    mantissa, _, exponent = text.partition("e")
+    return f"{mantissa}e{int(exponent)}" if exponent else text
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]], digits: int = 4) -> _Table:
+    """A table of a chapter's results: an HTML table in the book, aligned plain text where Markdown is not shown.
+
+    Numbers are rounded to ``digits`` significant digits (:func:`round_significant`; whole numbers from 10,000 up get
+    thousands separators, ``1.2e-07`` is written ``1.2e-7``); a string is shown as it is, so a cell can carry its own format,
+    e.g. ``f"{error:+.1%}"``, or ``"\u2014"`` for a value that does not exist. Columns of numbers (formatted or not) are
+    right-aligned. A cell ending in ``radam.book.table(...)``
+    displays it.
+    """
+    header = [str(cell) for cell in header]
+    raw_rows = [[value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value for value in row]
+                for row in rows]  # numpy functions return 0-d arrays for scalar input
+    for row in raw_rows:
+        if len(row) != len(header):
+            raise ValueError(f"every row needs {len(header)} cells (one per column), got {len(row)}: {row}")
+    numeric = [bool(raw_rows) and all(_is_number(row[k]) for row in raw_rows) for k in range(len(header))]
+    formatted = [[_table_cell(value, digits) for value in row] for row in raw_rows]
+    return _Table(header, formatted, numeric)

@@ -1,4 +1,4 @@
-"""radam.book: rounding for printed and glued numbers, setup's determinism, show_source."""
+"""radam.book: rounding for printed and glued numbers, setup's determinism, show_source, tables."""
 
 import numpy as np
 import pytest
@@ -52,6 +52,38 @@ def test_show_source_is_the_package_source():
     shown = radam.book.show_source(theory.rho_t)
     assert shown.text.startswith("def rho_t(")
     assert shown._repr_markdown_().startswith("```python\ndef rho_t(")
+
+
+def test_show_source_can_leave_the_docstring_out():
+    shown = radam.book.show_source(theory.psi_squared, docstring=False).text
+    assert shown.startswith("def psi_squared(")
+    assert '"""' not in shown and "math::" not in shown
+    assert "return 1.0 / (grads**2 @ weights)" in shown
+    method = radam.book.show_source(radam.RAdam.step, docstring=False).text
+    assert "    def step(self" in method and '"""' not in method.split("def step", 1)[1].split("\n", 2)[1]
+
+
+def test_table_rounds_numbers_and_keeps_strings():
+    rows = [[3, 1.090137, "+1.2%"], [np.array(20000.0), theory.variance_psi_exact(2000.0) / 1000, "a|b"]]
+    shown = radam.book.table(["rho", "Var", "error"], rows)
+    assert shown._repr_markdown_().splitlines() == [
+        "| rho | Var | error |",
+        "|---:|---:|:---|",
+        "| 3 | 1.09 | +1.2% |",
+        "| 20,000 | 2.505e-7 | a\\|b |",
+    ]
+    assert repr(shown).splitlines() == ["   rho       Var  error", "     3      1.09  +1.2%", "20,000  2.505e-7  a|b"]
+    assert "| 2000 |" in radam.book.table(["n"], [[2000]])._repr_markdown_()
+
+
+def test_table_right_aligns_formatted_numbers_only():
+    shown = radam.book.table(["a", "b", "c"], [["+1.5%", "\u2014", "x"], ["-2e-5", "3", "1"]])
+    assert shown._repr_markdown_().splitlines()[1] == "|---:|---:|:---|"
+
+
+def test_table_refuses_a_row_of_the_wrong_length():
+    with pytest.raises(ValueError, match="every row needs 2 cells"):
+        radam.book.table(["a", "b"], [[1, 2, 3]])
 
 
 def test_sync_repository_url_names_a_notebook_without_the_install_cell(tmp_path):
