@@ -135,7 +135,10 @@ def test_equations_carry_the_sites_numbers_and_references_link_to_the_site(editi
     assert f"[(1)]({SITE}notebooks/01_warmup_problem.html#equation-eq-sign-step)" in chapter1
     assert f"[Exercise 2]({SITE}notebooks/01_warmup_problem.html#ex-warmup-adam2k-correction)" in chapter1
     assert f"&#91;[Vaswani *et al.*, 2017]({SITE}book/references.html#cite-vaswani2017attention)&#93;" in chapter1
-    assert f"[`radam.variants.Adam2k`]({SITE}book/api.html#radam.variants.Adam2k)" in chapter1
+    assert f"[`radam.variants.Adam2k`]({SITE}book/api/optimizer.html#radam.variants.Adam2k)" in chapter1
+    chapter2 = "\n".join(c.source for c in markdown_cells(nbs["02_adaptive_lr_variance.ipynb"]))
+    # a figure made by a code cell (myst-nb's figure metadata) is numbered and linked like a Markdown figure
+    assert f"[Fig. 1]({SITE}notebooks/02_adaptive_lr_variance.html#fig-02-map)" in chapter2
     assert all(link.url.startswith(SITE) for link in links)
 
 

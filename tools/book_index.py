@@ -62,6 +62,24 @@ class PageNumbers:
     figures: list[int] = field(default_factory=list)
 
 
+CODE_FIGURE = "code-cell-figure"  # stands, in a notebook's Markdown, for a code cell whose output is a named figure
+
+
+def _cell_figure(cell: dict) -> dict:
+    """The ``mystnb.figure`` options of a code cell (its output becomes a numbered figure), or ``{}``."""
+    if cell["cell_type"] != "code":
+        return {}
+    figure = cell.get("metadata", {}).get("mystnb", {}).get("figure", {})
+    return figure if figure.get("name") else {}
+
+
+def _cell_markdown(cell: dict) -> str:
+    if cell["cell_type"] == "markdown":
+        return "".join(cell["source"])
+    figure = _cell_figure(cell)
+    return f":::{{{CODE_FIGURE}}}\n:name: {figure['name']}\n{figure.get('caption', '')}\n:::"
+
+
 class BookIndex:
     """Reads ``_config.yml``, ``_toc.yml`` and every page once; answers what a label, a page or an API name is."""
 
@@ -75,7 +93,7 @@ class BookIndex:
         self.targets: dict[str, Target] = {}
         self.numbers: dict[str, PageNumbers] = {}
         self.titles: dict[str, str] = {}
-        self.api_page = ""
+        self._api_pages: dict[str, str] = {}  # documented module, class or function -> the API page that has it
         self._api_modules: dict[str, set[str] | None] = {}
         self._api_classes: set[str] = set()
         self.bibliography_page = ""
@@ -101,7 +119,7 @@ class BookIndex:
         if path.suffix == ".md":
             return _without_front_matter(path.read_text(encoding="utf-8"))
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        return "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        return "\n\n".join(_cell_markdown(c) for c in cells if c["cell_type"] == "markdown" or _cell_figure(c))
 
     def page_url(self, page: str) -> str:
         return f"{self.site_url}{page}.html"
@@ -145,14 +163,15 @@ class BookIndex:
         return f"{self.page_url(self.bibliography_page)}#{make_id(template.format(key=key, bibliography_count=1))}"
 
     # --- the API reference ---------------------------------------------------------------------------------------
-    def api_anchor(self, role: str, name: str) -> str | None:
-        """The anchor of a Python object on the API page, or None if that page does not document it."""
-        if role == "mod":
-            return f"module-{name}" if name in self._api_modules else None
+    def api_url(self, role: str, name: str) -> str | None:
+        """Where the API reference documents a Python object (page and anchor), or None if it does not."""
         parent, _, member = name.rpartition(".")
+        if role == "mod":
+            return f"{self.page_url(self._api_pages[name])}#module-{name}" if name in self._api_modules else None
         members = self._api_modules.get(parent, set())
         if name in self._api_classes or parent in self._api_classes or members is None or member in members:
-            return name
+            page = self._api_pages.get(name) or self._api_pages.get(parent)
+            return f"{self.page_url(page)}#{name}" if page else None
         return None
 
     # --- scanning ----------------------------------------------------------------------------------------------
@@ -188,6 +207,9 @@ class BookIndex:
             self.numbers[page].figures.append(counters["figure"])
             if label:
                 self._add(label, Target(page, label, f"Fig. {counters['figure']}", "figure"))
+        elif block.name == CODE_FIGURE:  # a code cell's figure (myst-nb numbers it in the same sequence)
+            counters["figure"] += 1
+            self._add(label, Target(page, label, f"Fig. {counters['figure']}", "figure"))
         elif block.name == "bibliography":
             self.bibliography_page = page
         elif block.name == "eval-rst":
@@ -200,8 +222,8 @@ class BookIndex:
         for k, line in enumerate(lines):
             if not (match := _AUTODOC.match(line)):
                 continue
-            self.api_page = page
             name = match["name"]
+            self._api_pages.setdefault(name, page)
             if match["kind"] == "class":
                 self._api_classes.add(name)
             elif match["kind"] == "function":

@@ -195,10 +195,9 @@ class PageConverter:
         shown = title or (name.rsplit(".", 1)[-1] if target.startswith("~") else name)
         if role in ("func", "meth") and not title:
             shown += "()"
-        anchor = self.index.api_anchor(role, name)
-        if anchor is None:
+        url = self.index.api_url(role, name)
+        if url is None:
             return f"`{shown}`"
-        url = f"{self.index.page_url(self.index.api_page)}#{anchor}"
         self.links.append(SiteLink(url, "api", ""))
         return f"[`{shown}`]({url})"
 
