@@ -63,16 +63,16 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
-from torch.optim.optimizer import (
-    Optimizer,
+from radam import theory
+from radam._torch_compat import (
     _default_to_fused_or_foreach,
+    _disable_dynamo,
     _get_capturable_supported_devices,
     _get_value,
+    _group_tensors_by_device_and_dtype,
     _to_scalar,
     _view_as_real,
 )
-
-from radam import theory
 
 __all__ = ["radam", "DEGENERATE_MODES", "RECTIFIERS", "check_variant_options"]
 
@@ -459,7 +459,7 @@ def _multi_tensor_radam(
     lr = _to_scalar(lr)
     skip = degenerate == "skip"
 
-    grouped_tensors = Optimizer._group_tensors_by_device_and_dtype(
+    grouped_tensors = _group_tensors_by_device_and_dtype(
         [params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps]  # type: ignore[list-item]
     )
     for (
@@ -695,7 +695,7 @@ def radam(
         and state_steps
         and state_steps[0].device.type in {"cuda", "xpu"}
     ):
-        func = torch._disable_dynamo(func)
+        func = _disable_dynamo(func)
 
     func(
         params,

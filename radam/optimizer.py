@@ -10,14 +10,11 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 import torch
-from torch.optim.optimizer import (
-    Optimizer,
-    _get_scalar_dtype,
-    _use_grad_for_differentiable,
-)
+from torch.optim import Optimizer
 
 from radam._counted_state import CountedState, ParamState
 from radam._fused_group import FusedGroupStep
+from radam._torch_compat import _get_scalar_dtype, _use_grad_for_differentiable, graph_capture_health_check
 from radam.functional import (
     _check_capturable_devices,
     _uses_foreach,
@@ -502,7 +499,7 @@ class RAdam(Optimizer):
         Args:
             closure: A closure that reevaluates the model and returns the loss.
         """
-        self._accelerator_graph_capture_health_check()
+        graph_capture_health_check(self)
 
         loss = None
         if closure is not None:

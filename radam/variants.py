@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
+from radam._torch_compat import step_without_hooks
+
 __all__ = ["Adam2k", "AdamEps"]
 
 _MOMENT_CORRECTIONS = ("total", "since_unfreeze")
@@ -210,7 +212,9 @@ class AdamEps(torch.optim.Adam):
         try:
             for group, eps, t in zip(self.param_groups, base_eps, steps):
                 group["eps"] = eps / math.sqrt(1 - group["betas"][1] ** t)
-            _adam_step_without_hooks()(self)
+            # torch.optim.Adam's step without its hook wrapper: the step hooks already ran around this step, and
+            # must not run a second time (with the rescaled epsilon) inside it
+            step_without_hooks(torch.optim.Adam)(self)
         finally:
             for group, eps in zip(self.param_groups, base_eps):
                 group["eps"] = eps
@@ -228,10 +232,3 @@ class AdamEps(torch.optim.Adam):
             )
         return counts.pop() + 1 if counts else 1
 
-
-def _adam_step_without_hooks() -> Callable[..., Any]:
-    """``torch.optim.Adam.step`` without the wrapper that runs the optimizer step hooks, which torch puts around a
-    class's ``step`` once it has an instance: the hooks have already run around ``AdamEps.step``, and must not run
-    a second time (with the rescaled epsilon) inside it."""
-    step = torch.optim.Adam.step
-    return step.__wrapped__ if getattr(step, "hooked", False) else step

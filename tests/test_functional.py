@@ -13,6 +13,7 @@ from torch.autograd import gradcheck
 import radam
 import radam.functional as F
 from radam import theory
+from radam._torch_compat import torch_version
 
 
 @pytest.mark.parametrize("beta2", [0.9, 0.99, 0.999, 0.9999])
@@ -114,7 +115,10 @@ def test_capturable_step_compiles_to_one_graph_without_host_syncs(foreach, optio
         step(pb, [g.clone() for g in grads], sb)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
     for a, b in zip(pa, pb):
-        assert torch.equal(a, b)
+        if torch_version() >= (2, 13) or not foreach:
+            assert torch.equal(a, b)
+        else:  # torch 2.8 and 2.9 trace one foreach op that rounds one float64 element of the default step apart
+            torch.testing.assert_close(a, b, rtol=2.0**-52, atol=0.0)
 
 
 def test_capturable_step_compiles_with_inductor():
