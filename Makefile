@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: env test unit-tests notebook-tests book notebooks repository-url clean gpu-tests gpu-bench gpu-experiments
+.PHONY: env test unit-tests notebook-tests torch-versions book notebooks repository-url clean \
+	gpu-tests gpu-bench gpu-experiments
 
 env: $(INSTALLED)
 
@@ -24,6 +25,12 @@ unit-tests: $(INSTALLED)
 
 notebook-tests: $(INSTALLED)
 	$(PY) -m pytest -q $(NBVAL) notebooks
+
+## The optimizer tests with other torch releases, each in a fresh environment from PyPI: the floor that
+## pyproject.toml states and one release between it and the pinned torch (about 4 GB of download per release).
+TORCH_VERSIONS ?= 2.8.0 2.9.1
+torch-versions:
+	PYTHON=$(PYTHON) tools/check_torch_versions.sh $(TORCH_VERSIONS)
 
 ## The HTML book in _build/html, from the committed notebook outputs, with warnings as errors.
 book: $(INSTALLED)
