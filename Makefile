@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: env test unit-tests notebook-tests torch-versions book notebooks repository-url clean \
+.PHONY: env test unit-tests notebook-tests notebook-tests-other-cpus torch-versions book notebooks repository-url clean \
 	gpu-tests gpu-bench gpu-experiments
 
 env: $(INSTALLED)
@@ -17,14 +17,23 @@ $(INSTALLED): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(INSTALLED)
 
-## Unit tests of the package, then every notebook re-run and compared with its committed outputs.
-test: unit-tests notebook-tests
+## Unit tests of the package, then every notebook re-run and compared with its committed outputs: on this
+## processor, then as processors with fewer vector instructions would run them.
+test: unit-tests notebook-tests notebook-tests-other-cpus
 
 unit-tests: $(INSTALLED)
 	$(PY) -m pytest -q tests
 
 notebook-tests: $(INSTALLED)
 	$(PY) -m pytest -q $(NBVAL) notebooks
+
+## The notebooks again as processors without AVX-512 (avx2) and without AVX2 (default) run them, each level below
+## this processor's: torch, MKL, oneDNN, numpy and OpenBLAS held to its instructions (tools/cpu_kernels.py). Nothing
+## nbval compares may depend on the processor.
+notebook-tests-other-cpus: $(INSTALLED)
+	status=0; for level in $$($(PY) tools/cpu_kernels.py lower); do \
+		$(PY) tools/cpu_kernels.py run $$level -- $(PY) -m pytest -q $(NBVAL) notebooks || status=1; \
+	done; exit $$status
 
 ## The optimizer tests with other torch releases, each in a fresh environment from PyPI: the floor that
 ## pyproject.toml states and one release between it and the pinned torch (about 4 GB of download per release).
