@@ -244,3 +244,12 @@ def test_the_ablation_optimizers_train_with_every_option(optimizer_class, option
     optimizer = optimizer_class([weights], lr=0.05, **options)
     first, last = _train(optimizer, weights, loss, sign=-1.0 if options.get("maximize") else 1.0)
     assert last < 1e-2 * first, (first, last)
+
+
+def test_the_version_check_refuses_a_list_without_the_floor():
+    """``make torch-versions`` must test the floor that pyproject.toml states (checked before anything is installed)."""
+    script = ROOT / "tools" / "check_torch_versions.sh"
+    result = subprocess.run([str(script), "2.9.1"], capture_output=True, text=True, check=False,
+                            env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable})
+    assert result.returncode == 2
+    assert "do not include pyproject.toml's floor, torch 2.8" in result.stderr
