@@ -17,7 +17,7 @@ from torch.optim.optimizer import (
 )
 
 from radam._counted_state import CountedState, ParamState
-from radam._fused_group import FusedGroupStep
+from radam._fused_group import FusedGroupStep, FusedSteps
 from radam.functional import (
     _check_capturable_devices,
     _uses_foreach,
@@ -241,7 +241,7 @@ class RAdam(Optimizer):
             "rectifier": rectifier,
             "amsgrad": amsgrad,
         }
-        self._fused_steps: dict[int, FusedGroupStep] = {}  # what each fused group's last step found; see step()
+        self._fused_steps = FusedSteps()  # what each fused group's last step found; see step()
         self._fused_before: set[int] = set()  # the groups that were fused at the last step (or when loaded)
         super().__init__(params, defaults)  # checks every group with add_param_group, fused included
         self.state = CountedState.wrap(self.state)  # counts replaced entries for the fused step's cache
@@ -274,7 +274,7 @@ class RAdam(Optimizer):
         super().__setstate__(state)
         if not isinstance(self.state, CountedState):  # load_state_dict; a copy.copy shares the counted state
             self.state = CountedState.wrap(self.state)
-        self._fused_steps: dict[int, FusedGroupStep] = {}  # what each fused group's last step found; see step()
+        self._fused_steps = FusedSteps()  # what each fused group's last step found; see step()
         self._fused_before: set[int] = set()
         for index, group in enumerate(self.param_groups):
             group.setdefault("foreach", None)
@@ -490,7 +490,7 @@ class RAdam(Optimizer):
         if group["amsgrad"]:
             kernel_lists.append(max_exp_avg_sqs)
         local_lists = _local_tensors(kernel_lists)
-        plan = load_fused().build_plan(local_lists, group["amsgrad"])
+        plan = load_fused().build_plan(local_lists, group["amsgrad"], self._fused_steps.tuning)
         if local_lists is kernel_lists:
             return FusedGroupStep(group, self.state, kernel_lists, plan)
         return _DTensorGroupStep(group, self.state, kernel_lists, plan)
@@ -569,6 +569,9 @@ def _check_fused_group(options: dict[str, Any], params: list[Any]) -> None:
 class _DTensorGroupStep(FusedGroupStep):
     """A fused group of DTensor parameters, stepped on each rank's local tensors (:func:`_local_tensors`). Its plan is
     built anew at every step: the checks that let a cached plan be re-used read data pointers, which a DTensor lacks."""
+
+    def __init__(self, group: dict[str, Any], state: Any, lists: list[list[torch.Tensor]], plan: Any) -> None:
+        self.group, self.state, self.plan = group, state, plan  # nothing else is kept for a later step
 
     def refresh(self, group: dict[str, Any], state: Any) -> bool:
         return False
