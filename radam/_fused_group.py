@@ -61,6 +61,7 @@ _STORAGE = Tensor.untyped_storage
 _NO_GRADIENT: Callable[[], None] = type(None)  # called, gives None: where a parameter had no gradient
 _PLAN_OPTIONS = operator.itemgetter("amsgrad", "fused", "foreach", "differentiable")
 """The options the lists and the plan depend on; the others are read at every launch."""
+_VARIANT = operator.itemgetter("degenerate", "threshold", "rectifier", "amsgrad")
 
 
 class FusedSteps(dict):
@@ -93,6 +94,7 @@ class FusedGroupStep:
         self.group = group
         self.state = state
         self.options = _PLAN_OPTIONS(group)
+        self.variant = _VARIANT(group)  # checked by the optimizer before the plan was built; see RAdam._prepare_step
         self.group_params = group["params"]
         self.n_params = len(self.group_params)
         has_grad = [p.grad is not None for p in self.group_params]
