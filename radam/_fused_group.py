@@ -97,6 +97,7 @@ class FusedGroupStep:
         self.variant = _VARIANT(group)  # checked by the optimizer before the plan was built; see RAdam._prepare_step
         self.group_params = group["params"]
         self.n_params = len(self.group_params)
+        self.param_objects = tuple(self.group_params)  # the parameters, in order (the list may be changed in place)
         has_grad = [p.grad is not None for p in self.group_params]
         self.has_grad = None if all(has_grad) else has_grad  # None: every parameter has a gradient
         self.params = params
@@ -180,8 +181,11 @@ class FusedGroupStep:
         return grads if self.has_grad is None else list(itertools.compress(grads, self.has_grad))
 
     def _take_gradients(self, grads: list[Tensor | None]) -> bool:
-        """Check gradient tensors that are not watched (a gradient where the plan has one, with its parameter's
-        number of elements and layout) and point the plan at them. False: take the full path."""
+        """Check gradient tensors that are not watched (the group's parameters are the plan's; a gradient where the
+        plan has one, with its parameter's number of elements and layout) and point the plan at them. False: take
+        the full path."""
+        if not all(map(operator.is_, self.group_params, self.param_objects)):
+            return False  # a parameter replaced in the group's list (its gradient is another tensor, or None)
         if self.has_grad is not None and list(map(operator.is_not, grads, itertools.repeat(None))) != self.has_grad:
             return False
         kernel_grads = self._with_grad(grads)
