@@ -62,6 +62,7 @@ _NO_GRADIENT: Callable[[], None] = type(None)  # called, gives None: where a par
 _PLAN_OPTIONS = operator.itemgetter("amsgrad", "fused", "foreach", "differentiable")
 """The options the lists and the plan depend on; the others are read at every launch."""
 _VARIANT = operator.itemgetter("degenerate", "threshold", "rectifier", "amsgrad")
+_MOST_STEPS_UNWATCHED = 64
 
 
 class FusedSteps(dict):
@@ -117,8 +118,12 @@ class FusedGroupStep:
         # non-empty once a storage the plan points at (a parameter's, a state tensor's) is released
         self.released: list[weakref.ref] = []
         self.storages = _watch(itertools.chain(params, self.state_tensors), self.released.append)
-        # the gradients: their ids, and once the same ones are seen twice, weak references to them and their storages
+        # the gradients: their ids, and once the same ids are seen at `watch_after` steps running, weak references
+        # to the gradients and their storages; every watch that ends doubles `watch_after` (up to _MOST_STEPS_UNWATCHED),
+        # so that ids recycled by gradients freed and re-made at every step do not cost a watch at every step
         self.grad_ids = list(map(id, map(_GRAD, self.group_params)))
+        self.same_ids = 0
+        self.watch_after = 1
         self.gradients_released: list[weakref.ref] = []  # non-empty once a watched gradient or storage is released
         self.grad_refs: list[Any] | None = None
         self.grad_storages: list[weakref.ref] | None = None
@@ -169,10 +174,12 @@ class FusedGroupStep:
             if not self.gradients_released and all(map(operator.is_, grads, map(operator.call, self.grad_refs))):
                 return True
             self.grad_refs = self.grad_storages = None
+            self.watch_after = min(2 * self.watch_after, _MOST_STEPS_UNWATCHED)
         ids = list(map(id, grads))
         if not self._take_gradients(grads):
             return False
-        if ids == self.grad_ids:  # the same ids two steps running (most likely the same tensors): watch them
+        self.same_ids = self.same_ids + 1 if ids == self.grad_ids else 0
+        if self.same_ids >= self.watch_after:  # the same ids steps running (most likely the same tensors): watch
             self._watch_gradients(grads)
         self.grad_ids = ids
         return True
