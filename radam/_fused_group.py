@@ -7,8 +7,8 @@ model of thousands of small tensors, milliseconds, far more than the kernel itse
 
 :class:`FusedGroupStep` keeps what a group's last full step found: the parameters that had gradients, their state
 tensors and the kernel's plan (:func:`radam.fused.build_plan`, which checked every tensor). A later step re-uses it
-when nothing the plan relies on has changed. The test costs one pass over the gradients, ``map`` running C
-functions, and a few comparisons of one value each:
+when nothing the plan relies on has changed. When the gradients are the tensors of the last step, the test costs
+one pass over them (``map`` running C functions) and a few comparisons of one value each:
 
 * **The group and its options.** The same group dict, ``params`` list (of the same length) and ``state`` mapping
   (``load_state_dict`` replaces it), and the same options that shape the lists and the plan (``amsgrad``, ``fused``,
@@ -17,29 +17,32 @@ functions, and a few comparisons of one value each:
 * **The state entries** hold the same tensor objects: at no cost per parameter when ``radam._counted_state``
   counted no change to any optimizer state since the last look, entry by entry otherwise.
 * **The gradients** are the very tensor objects of the last step (``p.grad is g`` for each, against weak
-  references, so that no gradient is kept alive after ``zero_grad``), or ``None`` where there was none. A weak
-  reference's callback records every gradient that is freed, so "the same object" cannot be a new tensor at a
-  recycled address.
-* **The memory** the plan points at is still that of the tensors: every storage it points at is watched by a weak
-  reference whose callback records its release. A parameter moved to new memory (``p.data = ...``, as
-  ``module.to(...)``, ``.half()`` or a change of memory format do; ``p.set_(...)``; ``torch.utils.swap_tensors``)
-  releases its old storage, and the next step rebuilds. So does a state tensor given new memory
-  (``state["exp_avg"].data = ...``) and, once the same gradient tensors have been seen twice, a gradient given new
-  memory (``p.grad.set_(...)``, ``p.grad.data = ...``).
+  references, so that no gradient is kept alive after ``zero_grad``), or ``None`` where there was none. The weak
+  references' callbacks note every gradient that is freed, so "the same object" cannot be a new tensor that got a
+  freed one's id.
+* **The memory** the plan points at is still the tensors': every storage it points at is watched by a weak
+  reference whose callback notes its release. A parameter given new memory (``p.data = ...``, as ``module.to()``,
+  ``.half()`` or a change of memory format do; ``p.set_(...)``; ``torch.utils.swap_tensors``) releases its old
+  storage, and the next step rebuilds; so does a state tensor given new memory (``state["exp_avg"].data = ...``)
+  or a watched gradient (``p.grad.set_(...)``, ``p.grad.data = ...``).
 
-When the gradients are new tensors, as after ``zero_grad(set_to_none=True)`` (the default), each one's address,
-number of elements and layout are read and compared with the plan's (contiguous where the parameter was, the same
-strides where it was not), and the plan's gradient row is rewritten if the addresses moved. Anything else -- a
-first step, a new parameter, a gradient that appeared or vanished, a sparse gradient, released memory -- takes
-the full path (``RAdam._init_group`` and a new plan, with every check).
+Gradients are watched once the same ones (by id) come back at a second step running, as they do with
+``zero_grad(set_to_none=False)`` or gradient accumulation. New gradient tensors, as ``zero_grad()`` (whose default
+is ``set_to_none=True``) and ``backward()`` leave them, are read instead: the group must still hold the plan's
+parameter objects, and each gradient's address, number of elements and layout (contiguous where its parameter
+is, the same strides where it is not) are compared with the plan's; its gradient row is rewritten if the
+addresses moved. A watch that ends doubles the number of repeats the next one waits for (up to 64), so that
+gradients freed and re-made at every step, which may get back the same ids, are not watched and dropped at every
+step. Anything else -- a first step, a new parameter, a gradient that appeared or vanished, a sparse gradient,
+released memory -- takes the full path (``RAdam._init_group`` and a new plan, with every check).
 
 Not seen, because nothing is released and nothing is read: a tensor pointed at other memory while its old memory
-stays alive elsewhere (``backup = p.data; p.data = other``), a tensor re-viewed on its own memory (``p.data =
-p.data[:2]``, ``p.t_()``, ``p.data = p.data.view(torch.int32)``) while its gradient stays the same tensor, and the
-same done to a gradient tensor between the first two steps that see it. The step then keeps updating the memory
-the plan points at -- memory that is alive, because something still holds it -- so nothing is written after it is
-freed. A gradient re-viewed that way and then replaced by a new tensor is seen (its number of elements or layout
-differ from the plan's).
+stays alive elsewhere (``backup = p.data; p.data = other``); a tensor re-viewed on its own memory (``p.data =
+p.data[:2]``, ``p.t_()``, ``p.data = p.data.view(torch.int32)``) while its gradient stays the same tensor (a new
+gradient of the new shape or layout is seen); the same done to a gradient between the two steps that start
+watching it. The step then keeps updating the memory the plan points at, memory that something still holds. Not
+seen either, and not to be done to the tensors of a fused optimizer: a storage resized in place
+(``t.untyped_storage().resize_(...)``), which moves its memory without releasing the storage.
 """
 
 from __future__ import annotations

@@ -86,13 +86,14 @@ stored. Complex parameters are updated as pairs of reals, as torch does.
 Host overhead
 -------------
 Building the plan costs several Python calls per tensor, which would dominate a step over thousands of small
-tensors, so plans are kept. ``radam.RAdam`` keeps one per fused param group with the lists it was built for
-(``radam._fused_group``) and re-uses it while the options that shape it, the parameters (address, size,
-contiguity), the gradients' contiguity and the state entries are unchanged (checked each step by a few whole-list
-operations that run in C), rewriting only the plan's gradient row when autograd has re-allocated the gradients.
-The functional :func:`fused_radam` keeps a few plans per list of tensors and re-uses one when every tensor still
-has the address, size and layout it was built for. A plan that a CUDA graph has recorded is kept for the life of the process and never rewritten,
-because the graph reads it.
+tensors, so plans are kept, and with them every argument of the launch that does not change between steps (the
+kernel, the grid, the constant arguments; :class:`Tuning` says how the step is cut and launched). ``radam.RAdam``
+keeps one plan per fused param group (``radam._fused_group``): a later step reads the gradients once and, when they
+are the tensors of the last step, nothing else per tensor; every storage the plan points at is watched, so that a
+tensor given new memory rebuilds it. The functional :func:`fused_radam` keeps a few plans per list of tensors
+(:class:`PlanCache`) and re-uses one when every tensor still has the address, size and layout it was built for,
+rewriting only its gradient row when autograd has re-allocated the gradients. A plan that a CUDA graph has
+recorded is kept for the life of the process and never rewritten, because the graph reads it.
 
 Testing without a GPU
 ---------------------
@@ -117,7 +118,10 @@ from torch import Tensor
 
 __all__ = [
     "BLOCK_SIZE",
+    "DEFAULT_TUNING",
     "PROGRAMS_PER_SM",
+    "PlanCache",
+    "Tuning",
     "build_plan",
     "check_fused_supported",
     "check_lr",
