@@ -276,7 +276,8 @@ class RAdam(Optimizer):
         super().__setstate__(state)
         if not isinstance(self.state, CountedState):  # load_state_dict; a copy.copy shares the counted state
             self.state = CountedState.wrap(self.state)
-        self._fused_steps = FusedSteps()  # what each fused group's last step found; see step()
+        # what each fused group's last step found, forgotten (see step()); the tuning is kept by load_state_dict
+        self._fused_steps = FusedSteps(getattr(getattr(self, "_fused_steps", None), "tuning", None))
         self._fused_before: set[int] = set()
         for index, group in enumerate(self.param_groups):
             group.setdefault("foreach", None)

@@ -620,6 +620,21 @@ def test_a_cached_step_is_for_its_own_group_and_state(interpreter):
 
 
 @needs_triton
+def test_the_tuning_of_the_fused_steps_survives_loading_a_state_dict(interpreter):
+    """The tuning a RAdam's fused steps are built with (radam.fused.Tuning, an argument, not a module global) is kept
+    by load_state_dict, which forgets the cached steps themselves."""
+    first, second, optimizer = _two_group_optimizer()
+    optimizer._fused_steps.tuning = fused.Tuning(block_size=16, max_programs=1)
+    _new_gradients(first, second)
+    optimizer.step()
+    optimizer.load_state_dict(optimizer.state_dict())
+    assert not optimizer._fused_steps and optimizer._fused_steps.tuning.block_size == 16
+    optimizer.step()
+    plan = optimizer._fused_steps[1].plan
+    assert plan.tuning.block_size == 16 and plan.launches[0].n_blocks == 1 and plan.launches[0].grid == (1,)
+
+
+@needs_triton
 def test_an_invalid_option_set_between_cached_steps_is_refused(interpreter):
     """The variant options of a cached group are checked again when their values change, before anything moves."""
     first, second, optimizer = _two_group_optimizer()
