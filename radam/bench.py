@@ -34,12 +34,22 @@ The JSON written (atomically) records the device, the versions, the command, the
 The CPU mode (``--device cpu``) doubles as the check that ``radam.RAdam``'s default path is no slower than
 ``torch.optim.RAdam``'s on a 10M-parameter list: it prints the ratio of their medians, and the median of the
 per-round ratios (the two steps of a round run back to back, so a busy machine slows both alike).
+
+The host-only mode (``--host-only``) measures what the host does for a fused step, on any machine: the fused path
+runs on CPU tensors with the kernel launch replaced by a call that does nothing (``radam.fused.Tuning.kernel``), so
+the time of ``optimizer.step()`` is the time the host spends before a GPU could start the kernel, Triton's launcher
+aside. Its implementations are ``radam-fused`` (the same gradient tensors at every step, as in the GPU benchmark),
+``radam-fused-new-grads`` (new gradient tensors before every step, as ``zero_grad()`` and ``backward()`` leave them;
+made outside the timed call) and ``radam-fused-call`` (:func:`radam.fused.fused_radam` on lists built once).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import datetime as _dt
+import functools
 import os
 import platform
 import statistics
@@ -47,7 +57,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -102,32 +112,86 @@ RATIOS = [
     ("radam-forloop", "torch-radam-forloop"),
 ]
 """Pairs compared in each case: the ratio of their median step times, and the median of per-round ratios."""
+HOST_ONLY_CASES = ["gpt2", "small"]
+HOST_ONLY_IMPLS = ["radam-fused", "radam-fused-new-grads", "radam-fused-call"]
+HOST_ONLY_STEPS_PER_TURN = 10
+"""In the host-only mode an implementation takes this many steps in a row per round: its steps follow its own (as
+in a training loop), not another implementation's, whose allocations would have emptied the caches."""
 SKIP_BY_DEFAULT = {("small", "torch-radam-compiled")}  # compiling a 2000-tensor step takes minutes
 LR = 1e-4
 
+Step = Callable[[], Any]
+"""One timed call. It may carry ``before`` and ``after``, called untimed around it (``radam-fused-new-grads``)."""
+Factory = Callable[..., Step]
+"""Makes an implementation's step for a list of parameters with gradients: ``factory(params, tuning)``, where
+``tuning`` (a ``radam.fused.Tuning`` or None) is how the fused implementations cut and launch their kernel."""
 
-def _radam(**kwargs: Any) -> Callable[[list[torch.Tensor]], Callable[[], Any]]:
-    def make(params: list[torch.Tensor]) -> Callable[[], Any]:
+
+class _NoLaunch:
+    """Stands in for the Triton kernel in the host-only mode: ``NO_LAUNCH[grid](*arguments, **constants)`` takes
+    the arguments of a launch and does nothing."""
+
+    def __getitem__(self, grid: tuple[int, ...]) -> Callable[..., None]:
+        return _ignore
+
+    def __repr__(self) -> str:
+        return "NO_LAUNCH"
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+NO_LAUNCH = _NoLaunch()
+
+
+def _radam(**kwargs: Any) -> Factory:
+    def make(params: list[torch.Tensor], tuning: Any = None) -> Step:
         import radam
 
-        return radam.RAdam(params, lr=LR, **kwargs).step
+        optimizer = radam.RAdam(params, lr=LR, **kwargs)
+        optimizer._fused_steps.tuning = tuning  # how fused groups cut and launch their kernel (None: the default)
+        return optimizer.step
 
     return make
 
 
-def _torch_radam(**kwargs: Any) -> Callable[[list[torch.Tensor]], Callable[[], Any]]:
-    def make(params: list[torch.Tensor]) -> Callable[[], Any]:
+def _radam_fused_new_grads(params: list[torch.Tensor], tuning: Any = None) -> Step:
+    """The fused optimizer's step, each time with new gradient tensors (the same values, new memory), as
+    ``zero_grad()`` and ``backward()`` leave them. The gradients the other implementations share are put back after
+    the step, outside the timed call."""
+    step = _radam(fused=True)(params, tuning)
+    shared: list[torch.Tensor | None] = []
+
+    def before() -> None:
+        shared[:] = [p.grad for p in params]
+        for p in params:
+            p.grad = None  # the last step's new gradients are freed here, as zero_grad() frees them
+        for p, g in zip(params, shared):
+            p.grad = torch.empty_like(g)
+
+    def after() -> None:
+        for p, g in zip(params, shared):
+            p.grad = g
+
+    step_with_new_grads = functools.partial(step)
+    step_with_new_grads.before, step_with_new_grads.after = before, after  # type: ignore[attr-defined]
+    return step_with_new_grads
+
+
+def _torch_radam(**kwargs: Any) -> Factory:
+    def make(params: list[torch.Tensor], tuning: Any = None) -> Step:
         return torch.optim.RAdam(params, lr=LR, **kwargs).step
 
     return make
 
 
-def _torch_radam_compiled(params: list[torch.Tensor]) -> Callable[[], Any]:
+def _torch_radam_compiled(params: list[torch.Tensor], tuning: Any = None) -> Step:
     optimizer = torch.optim.RAdam(params, lr=LR, foreach=True)
     return torch.compile(optimizer.step)
 
 
-def _torch_adam_fused(params: list[torch.Tensor]) -> Callable[[], Any]:
+def _torch_adam_fused(params: list[torch.Tensor], tuning: Any = None) -> Step:
     return torch.optim.Adam(params, lr=LR, fused=True).step
 
 
@@ -144,16 +208,16 @@ _FUSED_OPTIONS = dict(
 )
 
 
-def _radam_fused_call(params: list[torch.Tensor]) -> Callable[[], Any]:
+def _radam_fused_call(params: list[torch.Tensor], tuning: Any = None) -> Step:
     from radam.fused import fused_radam
 
     grads = [p.grad for p in params]
     exp_avgs, exp_avg_sqs, steps = _fused_lists(params)
-    return lambda: fused_radam(params, grads, exp_avgs, exp_avg_sqs, [], steps, **_FUSED_OPTIONS)
+    return lambda: fused_radam(params, grads, exp_avgs, exp_avg_sqs, [], steps, tuning=tuning, **_FUSED_OPTIONS)
 
 
-def _radam_fused_graph(params: list[torch.Tensor]) -> Callable[[], Any]:
-    step = _radam_fused_call(params)
+def _radam_fused_graph(params: list[torch.Tensor], tuning: Any = None) -> Step:
+    step = _radam_fused_call(params, tuning)
     step()  # compile and build the plan outside the capture
     graph = torch.cuda.CUDAGraph()
     stream = torch.cuda.Stream()
@@ -164,8 +228,9 @@ def _radam_fused_graph(params: list[torch.Tensor]) -> Callable[[], Any]:
     return graph.replay
 
 
-IMPLEMENTATIONS: dict[str, Callable[[list[torch.Tensor]], Callable[[], Any]]] = {
+IMPLEMENTATIONS: dict[str, Factory] = {
     "radam-fused": _radam(fused=True),
+    "radam-fused-new-grads": _radam_fused_new_grads,
     "radam-fused-call": _radam_fused_call,
     "radam-fused-graph": _radam_fused_graph,
     "radam-foreach": _radam(foreach=True),
@@ -229,23 +294,37 @@ def _summary(times: list[float]) -> dict[str, float]:
             "samples": len(times)}
 
 
+def _call(step: Step) -> None:
+    """One untimed call of ``step``, with its ``before`` and ``after``."""
+    getattr(step, "before", _ignore)()
+    step()
+    getattr(step, "after", _ignore)()
+
+
 def run_case(
-    case: str, impls: list[str], device: torch.device, repeats: int, warmup: int, seed: int = 0
+    case: str, impls: list[str], device: torch.device, repeats: int, warmup: int, seed: int = 0,
+    tuning: Any = None, steps_per_turn: int = 1, values: bool = True,
 ) -> dict[str, Any]:
-    """Time every implementation on one parameter list; the implementations take turns, a step each per round."""
+    """Time every implementation on one parameter list; the implementations take turns, ``steps_per_turn`` steps
+    each per round. ``values=False`` leaves the parameters and gradients uninitialised (the host-only mode, whose
+    kernel reads nothing)."""
     shapes = CASES[case]()
     generator = torch.Generator(device=device).manual_seed(seed)
-    params = [torch.randn(s, device=device, generator=generator).requires_grad_() for s in shapes]
+
+    def make(shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.randn(shape, device=device, generator=generator) if values else torch.empty(shape, device=device)
+
+    params = [make(s).requires_grad_() for s in shapes]
     for p in params:
-        p.grad = torch.randn(p.shape, device=device, generator=generator)
+        p.grad = make(p.shape)
     n_params = sum(p.numel() for p in params)
-    steps: dict[str, Callable[[], Any]] = {}
+    steps: dict[str, Step] = {}
     results: dict[str, dict[str, Any]] = {}
     for name in impls:
         try:
-            steps[name] = IMPLEMENTATIONS[name](params)
+            steps[name] = IMPLEMENTATIONS[name](params, tuning)
             for _ in range(warmup):
-                steps[name]()
+                _call(steps[name])
             _synchronize(device)
         except Exception as error:  # an implementation this machine cannot run (no Triton, no compiler, ...)
             results[name] = {"error": f"{type(error).__name__}: {error}".splitlines()[0][:300]}
@@ -256,9 +335,13 @@ def run_case(
     for round_index in range(repeats):
         shift = round_index % max(len(order), 1)
         for name in order[shift:] + order[:shift]:
-            total, host = time_step_and_host(steps[name], device)
-            times[name].append(total)
-            host_times[name].append(host)
+            step = steps[name]
+            for _ in range(steps_per_turn):
+                getattr(step, "before", _ignore)()
+                total, host = time_step_and_host(step, device)
+                getattr(step, "after", _ignore)()
+                times[name].append(total)
+                host_times[name].append(host)
     for name in impls:
         if name in times:
             results[name] = {**_summary(times[name]), "host_median_ms": statistics.median(host_times[name])}
@@ -311,37 +394,61 @@ def git_commit() -> str | None:
     return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def _fused_setting(name: str) -> int:
-    from radam import fused
-
-    return getattr(fused, name)
+@contextlib.contextmanager
+def _interpreter() -> Iterator[None]:
+    """``TRITON_INTERPRET=1`` for the duration (the fused path then takes CPU tensors), restored afterwards."""
+    before = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = before
 
 
 def run(
     device: str = "cpu", cases: list[str] | None = None, impls: list[str] | None = None, repeats: int = 50,
     warmup: int = 8, threads: int | None = None, command: str | None = None, copy_mib: int | None = None,
+    tuning: Any = None, host_only: bool = False,
 ) -> dict[str, Any]:
-    """Run the benchmark and return the result as a JSON-ready dictionary (see the module docstring)."""
+    """Run the benchmark and return the result as a JSON-ready dictionary (see the module docstring).
+
+    ``tuning`` (a ``radam.fused.Tuning``; default its ``DEFAULT_TUNING``) is how the fused implementations cut and
+    launch their kernel. ``host_only`` times the fused path's host work on the CPU, its kernel launch replaced by
+    a call that does nothing (``device`` must be ``"cpu"``; no copy bandwidth, no floors).
+    """
+    from radam import fused
+
+    if host_only and device != "cpu":
+        raise ValueError("the host-only benchmark runs on the CPU (device='cpu')")
+    tuning = tuning or fused.DEFAULT_TUNING
+    if host_only:
+        tuning = dataclasses.replace(tuning, kernel=NO_LAUNCH)
     torch_device = torch.device(device)
     if threads is not None:
         torch.set_num_threads(threads)
     kind = torch_device.type
-    cases = cases or DEFAULT_CASES[kind]
+    cases = cases or (HOST_ONLY_CASES if host_only else DEFAULT_CASES[kind])
     explicit = impls is not None  # implementations named explicitly are run even where skipped by default
-    impls = impls or DEFAULT_IMPLS[kind]
-    copy_mib = copy_mib or (1024 if kind == "cuda" else 256)
-    bandwidth = copy_bandwidth(torch_device, n_bytes=copy_mib << 20)
+    impls = impls or (HOST_ONLY_IMPLS if host_only else DEFAULT_IMPLS[kind])
+    copy_mib = None if host_only else copy_mib or (1024 if kind == "cuda" else 256)
+    bandwidth = None if host_only else copy_bandwidth(torch_device, n_bytes=copy_mib << 20)
     result: dict[str, Any] = {
         "schema": 1,
+        "mode": "host-only" if host_only else "step",
         "command": command or "python -m radam.bench " + " ".join(sys.argv[1:]),
         "commit": git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "device": device_info(torch_device),
         "versions": versions(),
         "settings": {"repeats": repeats, "warmup": warmup, "lr": LR, "copy_mib": copy_mib,
-                     "fused_block_size": _fused_setting("BLOCK_SIZE"),
-                     "fused_programs_per_sm": _fused_setting("PROGRAMS_PER_SM"),
-                     "fused_num_warps": _fused_setting("NUM_WARPS"),
+                     "steps_per_turn": HOST_ONLY_STEPS_PER_TURN if host_only else 1,
+                     "fused_block_size": tuning.block_size,
+                     "fused_programs_per_sm": tuning.programs_per_sm,
+                     "fused_num_warps": tuning.num_warps,
+                     "fused_kernel": "none: the launch is a call that does nothing" if host_only else "triton",
                      "timer": "cuda events" if kind == "cuda"
                      else "time.perf_counter", "statistic": "median"},
         "copy_bandwidth_gb_s": bandwidth,
@@ -349,8 +456,10 @@ def run(
     }
     for case in cases:
         chosen = [name for name in impls if explicit or (case, name) not in SKIP_BY_DEFAULT]
-        entry = run_case(case, chosen, torch_device, repeats, warmup)
-        entry["floor_ms"] = BYTES_PER_PARAM * entry["n_params"] / (bandwidth * 1e9) * 1e3
+        with _interpreter() if host_only else contextlib.nullcontext():
+            entry = run_case(case, chosen, torch_device, repeats, warmup, tuning=tuning,
+                             steps_per_turn=HOST_ONLY_STEPS_PER_TURN if host_only else 1, values=not host_only)
+        entry["floor_ms"] = None if host_only else BYTES_PER_PARAM * entry["n_params"] / (bandwidth * 1e9) * 1e3
         times = entry.pop("times_ms")
         ratios, paired = {}, {}
         for ours, theirs in RATIOS:
@@ -371,13 +480,17 @@ def write_json(result: dict[str, Any], path: Path) -> None:
 
 
 def default_filename(result: dict[str, Any]) -> str:
+    """``cuda-nvidia-h200.json``, ``cpu-amd-epyc.json``; ``host-cpu-amd-epyc.json`` for the host-only mode."""
     slug = "".join(c if c.isalnum() else "-" for c in result["device"]["name"].lower()).strip("-")
     while "--" in slug:
         slug = slug.replace("--", "-")
-    return f"{result['device']['type']}-{slug}.json"
+    prefix = "host-" if result.get("mode") == "host-only" else ""
+    return f"{prefix}{result['device']['type']}-{slug}.json"
 
 
 def format_table(result: dict[str, Any]) -> str:
+    if result.get("mode") == "host-only":
+        return _format_host_only(result)
     lines = [f"{result['device']['name']} ({result['device']['type']}), copy bandwidth "
              f"{result['copy_bandwidth_gb_s']:.0f} GB/s, torch {result['versions']['torch']}"]
     for case, entry in result["cases"].items():
@@ -395,12 +508,28 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _format_host_only(result: dict[str, Any]) -> str:
+    lines = [f"Host time of a fused step (kernel launch not made) on {result['device']['name']}, "
+             f"torch {result['versions']['torch']}, {result['settings']['repeats']} rounds"]
+    for case, entry in result["cases"].items():
+        lines.append(f"\n{case}: {entry['n_tensors']} tensors")
+        for name, r in entry["results"].items():
+            if "median_ms" in r:
+                lines.append(f"  {name:22s} {r['host_median_ms']:9.4f} ms  (p10 {r['p10_ms']:.4f}, p90 {r['p90_ms']:.4f})")
+            else:
+                lines.append(f"  {name:22s} skipped: {r['error']}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m radam.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", choices=["cuda", "cpu"], help="default: cuda where available, else cpu")
+    parser.add_argument("--host-only", action="store_true",
+                        help="time the fused step's host work on the CPU, its kernel launch replaced by a no-op")
     parser.add_argument("--cases", help=f"comma-separated, from {', '.join(CASES)}")
     parser.add_argument("--impls", help=f"comma-separated, from {', '.join(IMPLEMENTATIONS)}")
-    parser.add_argument("--repeats", type=positive_int, default=50)
+    parser.add_argument("--repeats", type=positive_int,
+                        help=f"rounds (default 50; 200 of {HOST_ONLY_STEPS_PER_TURN} steps each with --host-only)")
     parser.add_argument("--warmup", type=non_negative_int, default=8)
     parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--copy-mib", type=positive_int, help="size of the bandwidth copy (default 1024 on GPU, 256 on CPU)")
@@ -411,6 +540,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     output.add_argument("--out", type=Path, help="JSON file to write")
     output.add_argument("--out-dir", type=Path, help="folder for the JSON file (named after the device)")
     args = parser.parse_args(argv)
+    if args.host_only and args.device == "cuda":
+        parser.error("--host-only runs on the CPU; leave out --device cuda")
+    device = "cpu" if args.host_only else args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    repeats = args.repeats or (200 if args.host_only else 50)
     for name in (args.cases or "").split(",") if args.cases else []:
         if name not in CASES:
             parser.error(f"unknown case {name!r}")
@@ -418,21 +551,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in impls_arg or []:
         if name not in IMPLEMENTATIONS:
             parser.error(f"unknown implementation {name!r}")
-    if args.device == "cuda" and not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")
     from radam import fused
 
-    if args.fused_block_size:
-        if args.fused_block_size & (args.fused_block_size - 1):
-            parser.error("--fused-block-size must be a power of 2")
-        fused.BLOCK_SIZE = args.fused_block_size
-    if args.fused_programs_per_sm:
-        fused.PROGRAMS_PER_SM = args.fused_programs_per_sm
-    if args.fused_num_warps:
-        fused.NUM_WARPS = args.fused_num_warps
+    changes = {name: value for name, value in (("block_size", args.fused_block_size),
+                                               ("programs_per_sm", args.fused_programs_per_sm),
+                                               ("num_warps", args.fused_num_warps)) if value}
+    try:
+        tuning = dataclasses.replace(fused.DEFAULT_TUNING, **changes)
+    except ValueError as error:
+        parser.error(f"--fused-{str(error).replace('_', '-')}")
     command = "python -m radam.bench " + " ".join(sys.argv[1:] if argv is None else argv)
-    result = run(args.device, args.cases.split(",") if args.cases else None, impls_arg, args.repeats, args.warmup,
-                 args.threads, command=command.strip(), copy_mib=args.copy_mib)
+    result = run(device, args.cases.split(",") if args.cases else None, impls_arg, repeats, args.warmup,
+                 args.threads, command=command.strip(), copy_mib=args.copy_mib, tuning=tuning,
+                 host_only=args.host_only)
     print(format_table(result))
     if args.out or args.out_dir:
         path = args.out or args.out_dir / default_filename(result)

@@ -86,13 +86,14 @@ stored. Complex parameters are updated as pairs of reals, as torch does.
 Host overhead
 -------------
 Building the plan costs several Python calls per tensor, which would dominate a step over thousands of small
-tensors, so plans are kept. ``radam.RAdam`` keeps one per fused param group with the lists it was built for
-(``radam._fused_group``) and re-uses it while the options that shape it, the parameters (address, size,
-contiguity), the gradients' contiguity and the state entries are unchanged (checked each step by a few whole-list
-operations that run in C), rewriting only the plan's gradient row when autograd has re-allocated the gradients.
-The functional :func:`fused_radam` keeps a few plans per list of tensors and re-uses one when every tensor still
-has the address, size and layout it was built for. A plan that a CUDA graph has recorded is kept for the life of the process and never rewritten,
-because the graph reads it.
+tensors, so plans are kept, and with them every argument of the launch that does not change between steps (the
+kernel, the grid, the constant arguments; :class:`Tuning` says how the step is cut and launched). ``radam.RAdam``
+keeps one plan per fused param group (``radam._fused_group``): a later step reads the gradients once and, when they
+are the tensors of the last step, nothing else per tensor; every storage the plan points at is watched, so that a
+tensor given new memory rebuilds it. The functional :func:`fused_radam` keeps a few plans per list of tensors
+(:class:`PlanCache`) and re-uses one when every tensor still has the address, size and layout it was built for,
+rewriting only its gradient row when autograd has re-allocated the gradients. A plan that a CUDA graph has
+recorded is kept for the life of the process and never rewritten, because the graph reads it.
 
 Testing without a GPU
 ---------------------
@@ -103,6 +104,7 @@ is tested on a CPU. Triton itself is imported only when a fused step is first ta
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import operator
@@ -116,7 +118,10 @@ from torch import Tensor
 
 __all__ = [
     "BLOCK_SIZE",
+    "DEFAULT_TUNING",
     "PROGRAMS_PER_SM",
+    "PlanCache",
+    "Tuning",
     "build_plan",
     "check_fused_supported",
     "check_lr",
@@ -138,6 +143,39 @@ NUM_WARPS = 8
 STEP_BLOCK = 1024  # step counts advanced per iteration by the last program
 _MAX_PLANS_PER_GROUP = 4  # addresses that alternate between steps (gradients freed and re-allocated) stay cached
 _MAX_GROUPS = 256
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How the fused step is cut into blocks and launched: the speed, never the result.
+
+    ``block_size`` elements per block (a power of two, at least 16), ``programs_per_sm`` programs per GPU
+    multiprocessor and ``num_warps`` warps per program; ``max_programs`` caps the programs of a launch (default
+    ``programs_per_sm`` per multiprocessor on a GPU, one per block in the interpreter). ``kernel`` replaces the
+    Triton kernel: anything called as ``kernel[grid](*arguments, **constants)`` (``python -m radam.bench
+    --host-only`` passes one that does nothing, to time the host's work alone); ``None`` is Triton's.
+    """
+
+    block_size: int = BLOCK_SIZE
+    programs_per_sm: int = PROGRAMS_PER_SM
+    num_warps: int = NUM_WARPS
+    max_programs: int | None = None
+    kernel: Any = None
+
+    def __post_init__(self) -> None:
+        size = self.block_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 16 or size & (size - 1):
+            raise ValueError(f"block_size must be a power of two of at least 16, got {size!r}")
+        for name in ("programs_per_sm", "num_warps", "max_programs"):
+            value = getattr(self, name)
+            if value is None and name == "max_programs":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+DEFAULT_TUNING = Tuning()
+"""The tuning every fused step uses unless it is given another."""
 
 _SUPPORTED = {
     torch.float32: torch.float32,
@@ -236,7 +274,8 @@ def log_q_series(n_terms: int = 16) -> np.ndarray:
 
 @dataclass
 class _Launch:
-    """One kernel launch: the tensors of one (device, dtype) sub-group and the device-side plan for them."""
+    """One kernel launch: the tensors of one (device, dtype) sub-group, the device-side plan for them, and every
+    argument of the launch that does not change from step to step."""
 
     device: torch.device
     param_dtype: torch.dtype
@@ -249,13 +288,18 @@ class _Launch:
     counter: Tensor  # int32[1] on the device, zero between launches
     series: Tensor  # float64[N_SERIES] on the device
     members: list[int]  # positions, in the lists given to fused_radam, of this launch's tensors
+    kernel: Any  # called as kernel[grid](*arguments, **constants)
+    grid: tuple[int]
+    constants: dict[str, Any]  # the constexpr arguments the plan fixes (dtypes, rows, block size, warps)
     keep_alive: list[Tensor] = field(default_factory=list)  # host copies a captured graph reads
+    calls: dict[tuple, dict[str, Any]] = field(default_factory=dict)  # all constexpr arguments, per option flags
 
 
 @dataclass
 class _Plan:
     launches: list[_Launch]
-    block_size: int
+    tuning: Tuning
+    amsgrad: bool
     n_tensors: int  # tensors per list
     # what a reuse is checked against, for every tensor in the order fused_radam lists them:
     addresses: list[int]  # data_ptr
@@ -265,8 +309,6 @@ class _Plan:
     captured: bool = False
 
 
-_PLANS: dict[tuple, list[_Plan]] = {}
-_CAPTURED: list[_Plan] = []  # plans a CUDA graph has recorded: never freed
 _SERIES: dict[torch.device, Tensor] = {}
 _KERNELS: dict[str, Any] = {}
 _SM_COUNTS: dict[torch.device, int] = {}
@@ -292,12 +334,16 @@ def _series(device: torch.device) -> Tensor:
     return _SERIES[device]
 
 
-def _default_programs(device: torch.device, n_blocks: int) -> int:
+def _programs(device: torch.device, n_blocks: int, tuning: Tuning) -> int:
+    """Programs of a launch over ``n_blocks`` blocks: at most one per block, and at most ``tuning.max_programs``, or
+    ``tuning.programs_per_sm`` per multiprocessor on a GPU."""
+    if tuning.max_programs is not None:
+        return min(n_blocks, tuning.max_programs)
     if device.type != "cuda":
         return n_blocks
     if device not in _SM_COUNTS:
         _SM_COUNTS[device] = torch.cuda.get_device_properties(device).multi_processor_count
-    return _SM_COUNTS[device] * PROGRAMS_PER_SM
+    return min(n_blocks, _SM_COUNTS[device] * tuning.programs_per_sm)
 
 
 def _capturing(device: torch.device) -> bool:
@@ -339,7 +385,7 @@ def _to_device(values: list[int], device: torch.device, capturing: bool) -> tupl
     copy reads the host tensor again at every replay, which is why captured plans keep it for good (``_CAPTURED``).
     Where this torch cannot pin memory during a capture, the error says how to avoid building the plan there.
     """
-    host = torch.tensor(values, dtype=torch.int64)
+    host = _int64_tensor(values)
     if device.type == "cpu":
         return host, host
     try:
@@ -356,7 +402,7 @@ def _to_device(values: list[int], device: torch.device, capturing: bool) -> tupl
     return host.to(device, non_blocking=True), host
 
 
-def _build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _Plan:
+def _build_plan(lists: list[list[Tensor]], amsgrad: bool, tuning: Tuning) -> _Plan:
     """Validate the tensors and lay out one launch per (device, parameter dtype, step dtype) sub-group."""
     names = ["params", "grads", "exp_avgs", "exp_avg_sqs", "state_steps"] + (["max_exp_avg_sqs"] if amsgrad else [])
     n = len(lists[0])
@@ -405,8 +451,6 @@ def _build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _P
                 )
         groups.setdefault((param.device, _as_real(param).dtype, step.dtype), []).append(i)
 
-    from radam import _fused_kernel
-
     row_lists = [lists[r] for r in (0, 1, 2, 3, 4)] + ([lists[5]] if amsgrad else [])
     launches = []
     for (device, param_dtype, step_dtype), members in groups.items():
@@ -418,14 +462,12 @@ def _build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _P
         block_tensor: list[int] = []
         block_chunk: list[int] = []
         for position, numel in enumerate(numels):
-            chunks = -(-numel // block_size)
+            chunks = -(-numel // tuning.block_size)
             block_tensor.extend([position] * chunks)
             block_chunk.extend(range(chunks))
         if not block_tensor:  # only empty tensors: one idle program still advances the step counts
             block_tensor, block_chunk = [0], [0]
-        aligned = all(address % 16 == 0 for address in table[: 4 * len(members)]) and (
-            not amsgrad or all(address % 16 == 0 for address in table[5 * len(members):])
-        )
+        aligned = _aligned(table[: 4 * len(members)]) and _aligned(table[5 * len(members):])
         plan, host = _to_device(table + numels + block_tensor + block_chunk, device, capturing)
         launches.append(
             _Launch(
@@ -440,6 +482,19 @@ def _build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _P
                 counter=torch.zeros(1, dtype=torch.int32, device=device),
                 series=_series(device),
                 members=members,
+                kernel=_kernel(device) if tuning.kernel is None else tuning.kernel,
+                grid=(_programs(device, len(block_tensor), tuning),),
+                constants=dict(
+                    PARAM_DTYPE=_torch_to_triton_dtype(param_dtype),
+                    STATE_DTYPE=_torch_to_triton_dtype(_SUPPORTED[param_dtype]),
+                    STEP_DTYPE=_torch_to_triton_dtype(step_dtype),
+                    N_ROWS=_n_rows(amsgrad),
+                    AMSGRAD=amsgrad,
+                    BLOCK=tuning.block_size,
+                    STEP_BLOCK=STEP_BLOCK,
+                    num_warps=tuning.num_warps,
+                    enable_fp_fusion=False,
+                ),
                 keep_alive=[host],
             )
         )
@@ -447,7 +502,8 @@ def _build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _P
     contiguous = list(map(Tensor.is_contiguous, flat))
     return _Plan(
         launches=launches,
-        block_size=block_size,
+        tuning=tuning,
+        amsgrad=amsgrad,
         n_tensors=n,
         addresses=list(map(Tensor.data_ptr, flat)),
         numels=list(map(Tensor.numel, flat)),
@@ -490,69 +546,92 @@ def point_at_gradients(
 ) -> None:
     """Point a plan at new gradient tensors (autograd frees and re-allocates them between steps), in place.
 
-    ``addresses`` are the gradients' ``data_ptr()`` when the caller has them already. ``RuntimeError`` when a
-    gradient's dtype or strides differ from its parameter's (torch refuses a ``.grad`` of another shape or dtype
-    on assignment, but not one of another layout), and when a CUDA graph is recording or has recorded the plan
-    (build a new one: a graph must read the plan it recorded, and a copy into it while recording would be
-    replayed from a host buffer nobody keeps).
+    The caller has checked that the gradients have the dtypes, numbers of elements and layouts the plan was built
+    for (``radam.RAdam``: torch refuses a ``.grad`` of another dtype or shape; :func:`fused_radam`: checked against
+    the plan); ``addresses`` are their ``data_ptr()`` when the caller has them already. ``RuntimeError`` when a CUDA
+    graph is recording or has recorded the plan (build a new one: a graph must read the plan it recorded, and a
+    copy into it while recording would be replayed from a host buffer nobody keeps).
     """
     if plan.captured or any(_capturing(launch.device) for launch in plan.launches):
         raise RuntimeError(
             "fused_radam: a plan that a CUDA graph records or has recorded cannot be pointed elsewhere"
         )
-    if list(map(Tensor.stride, grads)) != list(map(Tensor.stride, params)) or list(
-        map(_DTYPE, grads)
-    ) != list(map(_DTYPE, params)):
-        for i, (param, grad) in enumerate(zip(params, grads)):
-            if grad.stride() != param.stride() or grad.dtype != param.dtype:
-                raise RuntimeError(
-                    f"fused_radam: grad {i} is {grad.dtype} with strides {grad.stride()}, its parameter "
-                    f"{param.dtype} with strides {param.stride()}"
-                )
     if addresses is None:
         addresses = list(map(Tensor.data_ptr, grads))
     for launch in plan.launches:
-        row_addresses = [addresses[i] for i in launch.members]
-        row = torch.tensor(row_addresses, dtype=torch.int64)
+        row_addresses = addresses if len(launch.members) == len(addresses) else [addresses[i] for i in launch.members]
+        row = _int64_tensor(row_addresses)
         if launch.device.type == "cuda":
             row = row.pin_memory()
         launch.plan[GRAD_ROW * launch.n_tensors:(GRAD_ROW + 1) * launch.n_tensors].copy_(row, non_blocking=True)
-        launch.aligned = launch.aligned and all(address % 16 == 0 for address in row_addresses)
+        launch.aligned = launch.aligned and _aligned(row_addresses)
     n = len(params)
     plan.addresses[n:2 * n] = addresses
 
 
-def _find_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int) -> _Plan:
-    """The cached plan for these tensors, or a new one.
+def _int64_tensor(values: list[int]) -> Tensor:
+    """A CPU int64 tensor of ``values`` (by way of numpy, twice as fast as ``torch.tensor`` for a list of ints)."""
+    return torch.from_numpy(np.fromiter(values, dtype=np.int64, count=len(values)))
 
-    Three cases, cheapest first: every tensor has the address, size and layout it had when the plan was built
-    (reuse it as it is); only the gradients moved, as they do when autograd frees and re-allocates them between
-    steps (rewrite the plan's gradient row in place, unless a CUDA graph recorded the plan); anything else (build
-    a new plan).
+
+def _aligned(addresses: list[int]) -> bool:
+    """Whether every address is a multiple of 16 bytes (the low four bits of all of them, or-ed, are zero)."""
+    return not functools.reduce(operator.or_, addresses, 0) & 15
+
+
+class PlanCache:
+    """The plans :func:`fused_radam` keeps between calls: a few per list of tensors.
+
+    A plan is re-used while every tensor has the address, size and layout it was built for; when only the
+    gradients moved, as they do when autograd frees and re-allocates them between steps, its gradient row is
+    rewritten in place (unless a CUDA graph recorded it). Up to ``plans_per_list`` plans are kept per list (so
+    that addresses alternating between steps stay cached) and up to ``max_lists`` lists, oldest first out.
     """
-    flat = [*itertools.chain.from_iterable(lists)]
-    key = (len(lists[0]), amsgrad, block_size, flat[0].data_ptr(), flat[0].device)
-    plans = _PLANS.get(key)
-    if plans is not None:
-        for position, plan in enumerate(plans):
-            if _fits(flat, plan, gradients_too=True):
-                if position:
+
+    def __init__(self, max_lists: int = _MAX_GROUPS, plans_per_list: int = _MAX_PLANS_PER_GROUP) -> None:
+        self.max_lists = max_lists
+        self.plans_per_list = plans_per_list
+        self.plans: dict[tuple, list[_Plan]] = {}
+
+    def clear(self) -> None:
+        self.plans.clear()
+
+    def find(self, lists: list[list[Tensor]], amsgrad: bool, tuning: Tuning) -> _Plan:
+        """The cached plan for these tensors, or a new one (checked tensor by tensor): reused as it is when every
+        tensor is where and as it was, pointed at the new gradients when only they moved, else built anew."""
+        flat = [*itertools.chain.from_iterable(lists)]
+        key = (len(lists[0]), amsgrad, tuning, flat[0].data_ptr(), flat[0].device)
+        plans = self.plans.get(key)
+        if plans is not None:
+            for position, plan in enumerate(plans):
+                if _fits(flat, plan, gradients_too=True):
                     plans.insert(0, plans.pop(position))
-                return plan
-        for position, plan in enumerate(plans):
-            if not plan.captured and not _capturing(flat[0].device) and _fits(flat, plan, gradients_too=False):
-                point_at_gradients(plan, lists[0], lists[1])
-                if position:
+                    return plan
+            for position, plan in enumerate(plans):
+                if (
+                    not plan.captured
+                    and not _capturing(flat[0].device)
+                    and _fits(flat, plan, gradients_too=False)
+                    and list(map(_DTYPE, lists[1])) == list(map(_DTYPE, lists[0]))  # else a new plan names the grad
+                ):
+                    point_at_gradients(plan, lists[0], lists[1])
                     plans.insert(0, plans.pop(position))
-                return plan
-    plan = _build_plan(lists, amsgrad, block_size)
-    if plans is None:
-        if len(_PLANS) >= _MAX_GROUPS:
-            _PLANS.pop(next(iter(_PLANS)))
-        plans = _PLANS[key] = []
-    plans.insert(0, plan)
-    del plans[_MAX_PLANS_PER_GROUP:]
-    return plan
+                    return plan
+        plan = _build_plan(lists, amsgrad, tuning)
+        if plans is None:
+            if len(self.plans) >= self.max_lists:
+                self.plans.pop(next(iter(self.plans)))
+            plans = self.plans[key] = []
+        plans.insert(0, plan)
+        del plans[self.plans_per_list:]
+        return plan
+
+
+_PLAN_CACHE = PlanCache()
+"""The plans of :func:`fused_radam` (``radam.RAdam`` keeps its own, one per param group: ``radam._fused_group``)."""
+_CAPTURED: list[_Plan] = []
+"""Plans a CUDA graph has recorded: the graph reads their device tensors at every replay, and nothing says when
+the graph is gone, so they are kept for the life of the process."""
 
 
 def fused_radam(
@@ -577,6 +656,7 @@ def fused_radam(
     capturable: bool,
     block_size: int | None = None,
     max_programs: int | None = None,
+    tuning: Tuning | None = None,
 ) -> None:
     r"""One RAdam step over lists of tensors, in one kernel launch per (device, dtype); the step counts advance.
 
@@ -589,21 +669,26 @@ def fused_radam(
 
     ``lr`` may be a float or a 1-element tensor (on the device: read by the kernel, so a captured CUDA graph sees
     its current value). The step never synchronises with the host, whatever ``capturable`` says: the step counts
-    must live on the parameters' device. ``block_size`` (a power of two, default ``BLOCK_SIZE``) is the number
-    of elements per block,
-    ``max_programs`` the most programs a launch runs (default ``PROGRAMS_PER_SM`` per multiprocessor on a GPU,
-    one per block in the interpreter); each program updates every ``max_programs``-th block.
+    must live on the parameters' device. ``tuning`` (default :data:`DEFAULT_TUNING`) says how the step is cut
+    into blocks and launched; ``block_size`` and ``max_programs``, when given, replace its fields of those names.
     """
     if not params:
         return
     check_step_options(degenerate=degenerate, threshold=threshold, rectifier=rectifier)
     if amsgrad and len(max_exp_avg_sqs) != len(params):
         raise ValueError("fused_radam: amsgrad needs one max_exp_avg_sq per parameter")
+    tuning = tuning or DEFAULT_TUNING
+    if block_size is not None or max_programs is not None:
+        tuning = dataclasses.replace(
+            tuning,
+            block_size=tuning.block_size if block_size is None else block_size,
+            max_programs=tuning.max_programs if max_programs is None else max_programs,
+        )
     lists = [params, grads, exp_avgs, exp_avg_sqs, state_steps] + ([max_exp_avg_sqs] if amsgrad else [])
-    plan = _find_plan(lists, amsgrad, _block_size(block_size))
+    plan = _PLAN_CACHE.find(lists, amsgrad, tuning)
     launch_plan(plan, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
                 decoupled_weight_decay=decoupled_weight_decay, degenerate=degenerate, threshold=threshold,
-                rectifier=rectifier, amsgrad=amsgrad, maximize=maximize, max_programs=max_programs)
+                rectifier=rectifier, amsgrad=amsgrad, maximize=maximize)
 
 
 def check_step_options(*, degenerate: str, threshold: float, rectifier: str) -> None:
@@ -620,17 +705,10 @@ def check_step_options(*, degenerate: str, threshold: float, rectifier: str) -> 
         )
 
 
-def _block_size(block_size: int | None) -> int:
-    block_size = block_size or BLOCK_SIZE
-    if block_size < 16 or block_size & (block_size - 1):
-        raise ValueError(f"block_size must be a power of two of at least 16, got {block_size}")
-    return block_size
-
-
-def build_plan(lists: list[list[Tensor]], amsgrad: bool, block_size: int | None = None) -> _Plan:
+def build_plan(lists: list[list[Tensor]], amsgrad: bool, tuning: Tuning | None = None) -> _Plan:
     """A new plan for ``lists`` (params, grads, exp_avgs, exp_avg_sqs, state_steps[, max_exp_avg_sqs]), after
     checking every tensor (``RuntimeError`` naming the first inconsistent one). Nothing is cached here."""
-    return _build_plan(lists, amsgrad, _block_size(block_size))
+    return _build_plan(lists, amsgrad, tuning or DEFAULT_TUNING)
 
 
 def check_lr(plan: _Plan, lr: float | Tensor) -> None:
@@ -659,49 +737,40 @@ def launch_plan(
     rectifier: str,
     amsgrad: bool,
     maximize: bool,
-    max_programs: int | None = None,
 ) -> None:
-    """Run the kernel once per launch of ``plan`` (the tensors it was built for, as they are now)."""
-    check_lr(plan, lr)
-    variance_inf = _variance_at_rho_inf(float(beta2), float(threshold)) if rectifier == "exact" else 1.0
+    """Run the kernel once per launch of ``plan`` (the tensors it was built for, as they are now), with these options.
+
+    Everything that does not change between steps was worked out when the plan was built; here only the scalars
+    are read, and the kernel's constant arguments looked up for the option flags.
+    """
+    if amsgrad != plan.amsgrad:
+        raise ValueError(f"fused_radam: the plan was built for amsgrad={plan.amsgrad}, the step asks for {amsgrad}")
+    lr_is_tensor = isinstance(lr, Tensor)
+    if lr_is_tensor:
+        check_lr(plan, lr)
+    exact = rectifier == "exact"
+    beta2 = float(beta2)
+    threshold = float(threshold)
+    scalars = (float(beta1), beta2, float(eps), float(weight_decay), threshold,
+               _variance_at_rho_inf(beta2, threshold) if exact else 1.0)
+    flags = (bool(maximize), weight_decay != 0, bool(decoupled_weight_decay), degenerate == "sgd", exact)
     for launch in plan.launches:
-        if _capturing(launch.device) and not plan.captured:
+        if launch.device.type == "cuda" and not plan.captured and _capturing(launch.device):
             plan.captured = True
             _CAPTURED.append(plan)
-        lr_value, lr_tensor = 0.0, launch.counter
-        if isinstance(lr, Tensor) and lr.device == launch.device:
-            lr_tensor = lr  # read by the kernel at each launch (and at each replay of a CUDA graph)
+        if lr_is_tensor and lr.device == launch.device:
+            lr_value, lr_tensor = 0.0, lr  # read by the kernel at each launch (and at each replay of a CUDA graph)
         else:
-            lr_value = float(lr)  # a float, or a CPU tensor: reading it does not synchronise with the GPU
-        programs = min(launch.n_blocks, max_programs or _default_programs(launch.device, launch.n_blocks))
-        _kernel(launch.device)[(programs,)](
-            launch.plan,
-            launch.n_tensors,
-            launch.n_blocks,
-            launch.counter,
-            launch.series,
-            lr_value,
-            lr_tensor,
-            float(beta1),
-            float(beta2),
-            float(eps),
-            float(weight_decay),
-            float(threshold),
-            variance_inf,
-            PARAM_DTYPE=_torch_to_triton_dtype(launch.param_dtype),
-            STATE_DTYPE=_torch_to_triton_dtype(launch.state_dtype),
-            STEP_DTYPE=_torch_to_triton_dtype(launch.step_dtype),
-            N_ROWS=_n_rows(amsgrad),
-            AMSGRAD=amsgrad,
-            MAXIMIZE=maximize,
-            WEIGHT_DECAY=weight_decay != 0,
-            DECOUPLED=decoupled_weight_decay,
-            DEGENERATE_SGD=degenerate == "sgd",
-            EXACT=rectifier == "exact",
-            LR_IS_TENSOR=lr_tensor is not launch.counter,
-            ALIGNED=launch.aligned,
-            BLOCK=plan.block_size,
-            STEP_BLOCK=STEP_BLOCK,
-            num_warps=NUM_WARPS,
-            enable_fp_fusion=False,
+            lr_value, lr_tensor = float(lr), launch.counter  # a CPU tensor: reading it does not sync with the GPU
+        key = (*flags, lr_tensor is not launch.counter, launch.aligned)
+        constants = launch.calls.get(key)
+        if constants is None:
+            maximize_, weight_decay_, decoupled, sgd, exact_, lr_tensor_, aligned = key
+            constants = launch.calls[key] = dict(
+                launch.constants, MAXIMIZE=maximize_, WEIGHT_DECAY=weight_decay_, DECOUPLED=decoupled,
+                DEGENERATE_SGD=sgd, EXACT=exact_, LR_IS_TENSOR=lr_tensor_, ALIGNED=aligned,
+            )
+        launch.kernel[launch.grid](
+            launch.plan, launch.n_tensors, launch.n_blocks, launch.counter, launch.series, lr_value, lr_tensor,
+            *scalars, **constants,
         )

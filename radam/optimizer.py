@@ -7,13 +7,14 @@ the functional step ``radam.functional.radam`` once per param group.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable, Iterable
 
 import torch
 from torch.optim import Optimizer
 
 from radam._counted_state import CountedState, ParamState
-from radam._fused_group import FusedGroupStep
+from radam._fused_group import FusedGroupStep, FusedSteps
 from radam._torch_compat import _get_scalar_dtype, _use_grad_for_differentiable, graph_capture_health_check
 from radam.functional import (
     _check_capturable_devices,
@@ -28,6 +29,7 @@ __all__ = ["RAdam"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _VARIANT_KEYS = ("degenerate", "threshold", "rectifier", "amsgrad")
+_VARIANT = operator.itemgetter(*_VARIANT_KEYS)
 _MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 _SavedState = dict[torch.Tensor, "tuple[dict[str, Any], dict[str, Any]] | None"]
 """A parameter's state dict and a copy of its entries, or None where it had no state (``RAdam._save_state``)."""
@@ -238,7 +240,7 @@ class RAdam(Optimizer):
             "rectifier": rectifier,
             "amsgrad": amsgrad,
         }
-        self._fused_steps: dict[int, FusedGroupStep] = {}  # what each fused group's last step found; see step()
+        self._fused_steps = FusedSteps()  # what each fused group's last step found; see step()
         self._fused_before: set[int] = set()  # the groups that were fused at the last step (or when loaded)
         super().__init__(params, defaults)  # checks every group with add_param_group, fused included
         self.state = CountedState.wrap(self.state)  # counts replaced entries for the fused step's cache
@@ -271,7 +273,8 @@ class RAdam(Optimizer):
         super().__setstate__(state)
         if not isinstance(self.state, CountedState):  # load_state_dict; a copy.copy shares the counted state
             self.state = CountedState.wrap(self.state)
-        self._fused_steps: dict[int, FusedGroupStep] = {}  # what each fused group's last step found; see step()
+        # what each fused group's last step found, forgotten (see step()); the tuning is kept by load_state_dict
+        self._fused_steps = FusedSteps(getattr(getattr(self, "_fused_steps", None), "tuning", None))
         self._fused_before: set[int] = set()
         for index, group in enumerate(self.param_groups):
             group.setdefault("foreach", None)
@@ -393,22 +396,29 @@ class RAdam(Optimizer):
             state_steps.append(state["step"])
         return has_complex
 
-    def _validate_before_step(self, current: set[int] = frozenset()) -> None:
+    def _validate_before_step(self, current: dict[int, FusedGroupStep] | None = None) -> None:
         """Every check that can fail, for every group, before any parameter is touched.
 
         Options may have changed since ``add_param_group`` (a group edited in place, ``load_state_dict``), so the
         group checks run again: variant options, tensor lr, ``fused`` (its availability included), ``foreach`` with
         ``differentiable``, sparse gradients, and the capturable device check of the path the group will take.
         The groups in ``current`` are fused groups whose cached step was confirmed by ``FusedGroupStep.refresh``:
-        their per-parameter checks are not repeated. (A fused group's plan is checked, tensor by tensor, when it is
-        built, still before any group moves; see :meth:`step`.)
+        their per-parameter checks are not repeated, nor the check of variant options that have the values checked
+        before. (A fused group's plan is checked, tensor by tensor, when it is built, still before any group moves;
+        see :meth:`step`.)
         """
+        current = current or {}
         for index, group in enumerate(self.param_groups):
-            check_variant_options(*(group[key] for key in _VARIANT_KEYS))
+            cached = current.get(index)
+            variant = _VARIANT(group)
+            if cached is None or variant != cached.variant:
+                check_variant_options(*variant)
+                if cached is not None:
+                    cached.variant = variant
             lr = group["lr"]
             if isinstance(lr, torch.Tensor) and lr.numel() != 1:
                 raise ValueError("Tensor lr must be 1-element")
-            if index in current:
+            if cached is not None:
                 continue
             params = [p for p in group["params"] if p.grad is not None]
             for p in params:
@@ -430,35 +440,35 @@ class RAdam(Optimizer):
         is restored as it was and the error raised: nothing has moved."""
         groups = self.param_groups
         fused_steps = self._fused_steps
-        for index in self._fused_before:
-            if index < len(groups) and not groups[index]["fused"]:  # fused=True switched off since the last step
+        fused = [index for index, group in enumerate(groups) if group["fused"]]
+        for index in self._fused_before.difference(fused):
+            if index < len(groups):  # fused=True switched off since the last step
                 _check_moments_fit(index, groups[index]["params"], self.state)
-        self._fused_before = {index for index, group in enumerate(groups) if group["fused"]}
+        self._fused_before = set(fused)
         stale = [
             i for i, s in fused_steps.items() if i >= len(groups) or s.group is not groups[i] or not groups[i]["fused"]
         ]
         for index in stale:
             del fused_steps[index]  # a group removed, replaced or no longer fused: let its tensors go
-        current = {
-            index
-            for index, group in enumerate(groups)
-            if group["fused"] and index in fused_steps and fused_steps[index].refresh(group, self.state)
-        }
+        current = {}
+        for index in fused:
+            cached = fused_steps.get(index)
+            if cached is not None and cached.refresh(groups[index], self.state):
+                current[index] = cached
         self._validate_before_step(current)
-        rebuild = [index for index, group in enumerate(groups) if group["fused"] and index not in current]
+        rebuild = [index for index in fused if index not in current]
         saved = self._save_state([groups[index] for index in rebuild]) if rebuild else {}
         try:
             for index in rebuild:
                 fused_steps[index] = self._fused_step(groups[index])
-            for index, group in enumerate(groups):
-                if group["fused"]:
-                    fused_steps[index].check_lr(group["lr"])
+            for index in fused:
+                fused_steps[index].check_lr(groups[index]["lr"])
         except BaseException:
             self._restore_state(saved)
             for index in rebuild:
                 fused_steps.pop(index, None)
             raise
-        return {index: fused_steps[index] for index, group in enumerate(groups) if group["fused"]}
+        return {index: fused_steps[index] for index in fused}
 
     def _save_state(self, groups: list[dict[str, Any]]) -> _SavedState:
         """What :meth:`_restore_state` needs to undo the lazy creation of state for these groups' parameters."""
@@ -487,7 +497,7 @@ class RAdam(Optimizer):
         if group["amsgrad"]:
             kernel_lists.append(max_exp_avg_sqs)
         local_lists = _local_tensors(kernel_lists)
-        plan = load_fused().build_plan(local_lists, group["amsgrad"])
+        plan = load_fused().build_plan(local_lists, group["amsgrad"], self._fused_steps.tuning)
         if local_lists is kernel_lists:
             return FusedGroupStep(group, self.state, kernel_lists, plan)
         return _DTensorGroupStep(group, self.state, kernel_lists, plan)
@@ -566,6 +576,9 @@ def _check_fused_group(options: dict[str, Any], params: list[Any]) -> None:
 class _DTensorGroupStep(FusedGroupStep):
     """A fused group of DTensor parameters, stepped on each rank's local tensors (:func:`_local_tensors`). Its plan is
     built anew at every step: the checks that let a cached plan be re-used read data pointers, which a DTensor lacks."""
+
+    def __init__(self, group: dict[str, Any], state: Any, lists: list[list[torch.Tensor]], plan: Any) -> None:
+        self.group, self.state, self.plan = group, state, plan  # nothing else is kept for a later step
 
     def refresh(self, group: dict[str, Any], state: Any) -> bool:
         return False

@@ -6,6 +6,7 @@ CPU tensors, one program after another, with numpy. Those tests need Triton inst
 
 from __future__ import annotations
 
+import collections
 import copy
 import importlib.metadata
 import importlib.util
@@ -37,7 +38,7 @@ SHAPES = [(4100,), (3, 7)]  # a full block and a partial one (blocks of 4096 her
 def interpreter(monkeypatch):
     """Triton's interpreter, with blocks of 4096 elements (fewer programs to interpret; same kernel logic)."""
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    monkeypatch.setattr(fused, "BLOCK_SIZE", 4096)
+    monkeypatch.setattr(fused, "DEFAULT_TUNING", fused.Tuning(block_size=4096))
 
 
 def run_fused(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, max_programs=2, **options):
@@ -267,7 +268,7 @@ def test_fused_half_params_with_float32_state(interpreter, dtype, n_steps):
 def test_mixed_dtypes_and_misaligned_tensors(interpreter):
     """A list mixing float32 and float64 tensors (two launches), some starting at addresses that are not 16-byte
     aligned (views with an offset), takes the same steps as the reference."""
-    fused._PLANS.clear()
+    fused._PLAN_CACHE.clear()
     params = [torch.randn(7), torch.randn(4100, dtype=torch.float64)[1:], torch.randn(33, dtype=torch.float64),
               torch.randn(9000)[3:]]
     storage = torch.zeros(9100)
@@ -284,7 +285,7 @@ def test_mixed_dtypes_and_misaligned_tensors(interpreter):
         p, m, v, vmax, s = reference
         reference_step(p, [g.clone() for g in grads], m, v, vmax, s)
         assert_same_state(state, reference, rtol=1e-6)
-    (plans,) = fused._PLANS.values()
+    (plans,) = fused._PLAN_CACHE.plans.values()
     assert len(plans[0].launches) == 2 and not any(launch.aligned for launch in plans[0].launches)
 
 
@@ -292,7 +293,7 @@ def test_mixed_dtypes_and_misaligned_tensors(interpreter):
 def test_plan_is_reused_refreshed_and_rebuilt(interpreter):
     """Same tensors: the plan is reused. New gradients (autograd re-allocates them): its gradient row is rewritten.
     New state tensors: a new plan. The steps stay right throughout."""
-    fused._PLANS.clear()
+    fused._PLAN_CACHE.clear()
     state = make_state([(10,), (5000,)], seed=7)
     reference = [[t.clone() for t in lst] for lst in state]
     generator = torch.Generator().manual_seed(8)
@@ -306,7 +307,7 @@ def test_plan_is_reused_refreshed_and_rebuilt(interpreter):
     grads = random_grads(state[0], generator)
     step(grads)
     step(grads)
-    (plans,) = fused._PLANS.values()
+    (plans,) = fused._PLAN_CACHE.plans.values()
     assert len(plans) == 1
     plan = plans[0]
     for _ in range(2):
@@ -396,12 +397,70 @@ def _move_a_parameter(optimizer, params):
     params[0].data = params[0].data.clone()
 
 
+def _give_a_moment_new_memory(optimizer, params):
+    exp_avg = optimizer.state[params[1]]["exp_avg"]
+    exp_avg.data = exp_avg.data * 0.5  # the same tensor object; its old memory is freed, still holding old values
+
+
+def _give_a_gradient_new_memory(optimizer, params):
+    params[1].grad.data = params[1].grad.data * 2.0  # the same gradient object, new memory (as Module._apply does)
+
+
+def _replace_a_gradient_kept_alive(optimizer, params):
+    keep = params[1].grad
+    params[1].grad = keep * 2.0
+    optimizer.kept = keep  # the old gradient stays alive: only identity tells the two apart
+
+
 def _drop_a_gradient(optimizer, params):
     params[1].grad = None
 
 
+def _add_a_parameter(optimizer, params):
+    new = torch.linspace(-1.0, 1.0, 6).requires_grad_()
+    new.grad = torch.full((6,), 0.5)
+    optimizer.param_groups[0]["params"].append(new)  # in place: the same list, one longer
+    params.append(new)
+
+
+def _replace_a_parameter(optimizer, params):
+    other = (params[0].detach() * 2.0).requires_grad_()  # the same shape, other memory, its own gradient
+    other.grad = torch.full_like(other, 0.25)
+    optimizer.param_groups[0]["params"][0] = other  # in place: the same list, the same length
+    params[0] = other
+
+
+def _swap_in_a_list_of_other_parameters(optimizer, params):
+    others = [(p.detach() + 1.0).requires_grad_() for p in params]
+    for other, p in zip(others, params):
+        other.grad = p.grad * 0.5
+    optimizer.param_groups[0]["params"] = list(others)  # another list, the same length
+    params[:] = others
+
+
+def _reset_all_state(optimizer, params):
+    optimizer.state = collections.defaultdict(dict)  # a way to restart an optimizer's state
+
+
+def _remove_a_parameter(optimizer, params):
+    optimizer.param_groups[0]["params"].pop(0)  # in place: the same list, one shorter
+
+
+def _replace_the_parameter_list(optimizer, params):
+    group = optimizer.param_groups[0]
+    group["params"] = list(group["params"])
+
+
 def _change_an_option(optimizer, params):
     optimizer.param_groups[0]["betas"] = (0.8, 0.99)
+
+
+def _change_the_learning_rate(optimizer, params):
+    optimizer.param_groups[0]["lr"] = 3e-3
+
+
+def _switch_to_the_exact_rectifier(optimizer, params):
+    optimizer.param_groups[0]["rectifier"] = "exact"  # read at each launch; checked again since its value changed
 
 
 def _switch_amsgrad_off(optimizer, params):
@@ -413,7 +472,10 @@ def _reload_the_state(optimizer, params):
 
 
 EDITS = [_reset_first_state, _replace_moment, _replace_step_by_an_equal_one, _replace_moment_through_none,
-         _move_a_parameter, _drop_a_gradient, _change_an_option, _switch_amsgrad_off, _reload_the_state]
+         _move_a_parameter, _give_a_moment_new_memory, _give_a_gradient_new_memory, _replace_a_gradient_kept_alive,
+         _drop_a_gradient, _add_a_parameter, _replace_a_parameter, _swap_in_a_list_of_other_parameters,
+         _reset_all_state, _remove_a_parameter, _replace_the_parameter_list, _change_an_option,
+         _change_the_learning_rate, _switch_to_the_exact_rectifier, _switch_amsgrad_off, _reload_the_state]
 
 
 PLAIN_ENTRIES = {
@@ -424,14 +486,18 @@ PLAIN_ENTRIES = {
 
 
 @needs_triton
+@pytest.mark.parametrize("gradients", ["new", "same"])
 @pytest.mark.parametrize("edit", EDITS + list(PLAIN_ENTRIES.values()),
                          ids=[edit.__name__.strip("_") for edit in EDITS] + list(PLAIN_ENTRIES))
-def test_cached_fused_step_sees_every_edit_between_steps(interpreter, edit):
+def test_cached_fused_step_sees_every_edit_between_steps(interpreter, edit, gradients):
     """The optimizer re-uses a fused group's lists and plan from step to step (radam._fused_group). Each edit a user
-    can make between steps -- state reset or replaced, a parameter moved, a gradient dropped, an option changed,
-    state reloaded, a parameter's state made a plain dict (whose later changes are not counted) -- is applied to a
-    fused and a single-tensor optimizer alike, and they keep stepping alike. Two steps after the edit, an entry of
-    the edited state is replaced."""
+    can make between steps -- state reset or replaced, a parameter or a state tensor or a gradient given new memory,
+    a gradient replaced or dropped, a parameter added or removed, an option changed, state reloaded, a parameter's
+    state made a plain dict (whose later changes are not counted) -- is applied to a fused and a single-tensor
+    optimizer alike, and they keep stepping alike. The gradients are new tensors at every step (as
+    zero_grad(set_to_none=True) leaves them) or the same tensors, updated in place (as zero_grad(set_to_none=False)
+    and gradient accumulation leave them; the cached step then watches them instead of reading them). Two steps
+    after the edit, an entry of the edited state is replaced."""
     import radam
 
     generator = torch.Generator().manual_seed(10)
@@ -446,11 +512,14 @@ def test_cached_fused_step_sees_every_edit_between_steps(interpreter, edit):
         grads = [torch.randn(s, generator=generator) for s in shapes]
         for params, optimizer in runs.values():
             for p, g in zip(params, grads):
-                p.grad = g.clone()  # new gradient tensors every step, as zero_grad(set_to_none=True) leaves them
+                if gradients == "new" or p.grad is None:
+                    p.grad = g.clone()
+                else:
+                    p.grad.copy_(g)
             if step == 4:
                 edit(optimizer.state, params[1]) if plain else edit(optimizer, params)
             if step == 6:
-                _replace_moment(optimizer, params)
+                _replace_moment(optimizer, optimizer.param_groups[0]["params"])
             optimizer.step()
         (fused_params, fused_opt), (single_params, single_opt) = runs.values()
         for p, q in zip(fused_params, single_params):
@@ -488,7 +557,7 @@ def _assert_nothing_moved(step, first, second, optimizer):
 @pytest.mark.parametrize("first_step", [True, False], ids=["first step", "cached step"])
 @pytest.mark.parametrize("edit, error, message", [
     (lambda p: setattr(p, "grad", p.grad.t()), RuntimeError, "dense tensors with the same strides"),  # same address
-    (lambda p: setattr(p, "data", p.data[:2]), RuntimeError, "grad 0 is"),  # same address, fewer elements
+    (lambda p: setattr(p, "data", p.data[:2].clone()), RuntimeError, "grad 0 is"),  # its old memory released
     (lambda p: setattr(p, "grad", p.grad.to_sparse()), RuntimeError, "sparse gradients"),
 ], ids=["transposed gradient", "sliced parameter", "sparse gradient"])
 def test_a_bad_second_group_is_refused_before_anything_moves(interpreter, first_step, edit, error, message):
@@ -499,7 +568,7 @@ def test_a_bad_second_group_is_refused_before_anything_moves(interpreter, first_
     _new_gradients(first, second)
     if not first_step:
         optimizer.step()
-    edit(second)  # the same gradient tensors as the step before: the edited tensor keeps its address
+    edit(second)  # the gradients stay the tensors of the step before
     with pytest.raises(error, match=message):
         _assert_nothing_moved(optimizer.step, first, second, optimizer)
     assert len(optimizer.state) == (0 if first_step else 2)
@@ -517,6 +586,120 @@ def test_a_bad_tensor_lr_is_refused_on_a_cached_step(interpreter, lr, error, mes
     optimizer.step()
     optimizer.param_groups[1]["lr"] = lr
     with pytest.raises(error, match=message):
+        _assert_nothing_moved(optimizer.step, first, second, optimizer)
+
+
+def _steps_with_the_same_gradients(optimizer, *params, steps=3):
+    """A few steps with the same gradient tensors: the cached step then watches them instead of reading them."""
+    _new_gradients(*params)
+    for _ in range(steps):
+        optimizer.step()
+    assert optimizer._fused_steps[1].grad_refs is not None  # watched
+
+
+@needs_triton
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: setattr(p, "data", p.data.double()), "grad 0 is torch.float32"),  # a dtype change, as .double() does
+    (lambda p: torch.utils.swap_tensors(p, p.detach().to("meta").requires_grad_()), "parameter 0 is on meta"),
+    (lambda p: setattr(p, "data", p.data.t().contiguous().t()), "same strides"),  # a layout change, new memory
+], ids=["dtype", "device", "layout"])
+def test_a_parameter_moved_to_another_dtype_device_or_layout_is_seen(interpreter, edit, message):
+    """A parameter given new memory of another dtype, device or layout (``module.to(...)``, ``.double()``,
+    ``.to(memory_format=...)`` do it with ``p.data = ...``, or with ``torch.utils.swap_tensors`` when
+    ``torch.__future__`` asks for it) while its gradient stays the same, watched tensor: the
+    old memory is released, the cached step sees it and the full path refuses the step, naming the problem (the
+    moments and the gradient no longer fit), before anything moves."""
+    first, second, optimizer = _two_group_optimizer()
+    _steps_with_the_same_gradients(optimizer, first, second)
+    edit(second)
+    with pytest.raises(RuntimeError, match=message):
+        _assert_nothing_moved(optimizer.step, first, second, optimizer)
+
+
+@needs_triton
+def test_a_cached_step_is_for_its_own_group_and_state(interpreter):
+    """A group's cached step does not describe another group dict or another state mapping, however alike."""
+    first, second, optimizer = _two_group_optimizer()
+    _steps_with_the_same_gradients(optimizer, first, second)
+    cached, group = optimizer._fused_steps[1], optimizer.param_groups[1]
+    assert cached.refresh(group, optimizer.state)
+    assert not cached.refresh(dict(group), optimizer.state)
+    assert not cached.refresh(group, type(optimizer.state).wrap(optimizer.state))
+
+
+@needs_triton
+def test_the_tuning_of_the_fused_steps_survives_loading_a_state_dict(interpreter):
+    """The tuning a RAdam's fused steps are built with (radam.fused.Tuning, an argument, not a module global) is kept
+    by load_state_dict, which forgets the cached steps themselves."""
+    first, second, optimizer = _two_group_optimizer()
+    optimizer._fused_steps.tuning = fused.Tuning(block_size=16, max_programs=1)
+    _new_gradients(first, second)
+    optimizer.step()
+    optimizer.load_state_dict(optimizer.state_dict())
+    assert not optimizer._fused_steps and optimizer._fused_steps.tuning.block_size == 16
+    optimizer.step()
+    plan = optimizer._fused_steps[1].plan
+    assert plan.tuning.block_size == 16 and plan.launches[0].n_blocks == 1 and plan.launches[0].grid == (1,)
+
+
+@needs_triton
+def test_an_invalid_option_set_between_cached_steps_is_refused(interpreter):
+    """The variant options of a cached group are checked again when their values change, before anything moves."""
+    first, second, optimizer = _two_group_optimizer()
+    _steps_with_the_same_gradients(optimizer, first, second)
+    optimizer.param_groups[1]["threshold"] = 3.0  # below 4, where the paper's rectifier is not real
+    with pytest.raises(ValueError, match="threshold"):
+        _assert_nothing_moved(optimizer.step, first, second, optimizer)
+    optimizer.param_groups[1]["rectifier"] = "exact"  # valid with a threshold of 3
+    optimizer.step()
+    assert float(optimizer.state[second]["step"]) == 4.0
+
+
+@needs_triton
+def test_a_non_contiguous_parameter_takes_gradients_of_its_own_layout_only(interpreter):
+    """A dense parameter that is not contiguous (a permuted view): a new gradient with its strides is taken, and
+    the step matches the single-tensor path; a contiguous one of the same shape, or one with other strides, is
+    refused, naming the strides."""
+    import radam
+
+    base = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(11))
+    fused_param, single_param = (base.clone().permute(2, 0, 1).requires_grad_() for _ in range(2))  # (4, 2, 3)
+    fused_opt = radam.RAdam([fused_param], lr=1e-2, fused=True)
+    single_opt = radam.RAdam([single_param], lr=1e-2, foreach=False)
+    generator = torch.Generator().manual_seed(12)
+    for _ in range(3):
+        g = torch.randn(2, 3, 4, generator=generator).permute(2, 0, 1)  # new gradients with the parameter's strides
+        fused_param.grad, single_param.grad = g.clone(memory_format=torch.preserve_format), g.clone()
+        assert fused_param.grad.stride() == fused_param.stride() == (1, 12, 4)
+        fused_opt.step()
+        single_opt.step()
+        torch.testing.assert_close(fused_param.detach(), single_param.detach(), rtol=1e-6, atol=1e-7)
+    for wrong in (torch.ones(4, 2, 3), torch.ones(3, 2, 4).permute(2, 1, 0)):  # contiguous; other strides
+        fused_param.grad = torch.ones(2, 3, 4).permute(2, 0, 1)
+        fused_opt.step()  # cached again
+        fused_param.grad = wrong  # the kernel would read it in the wrong order
+        with pytest.raises(RuntimeError, match="same strides"):
+            fused_opt.step()
+
+
+@needs_triton
+def test_a_parameter_re_viewed_on_its_own_memory_is_stepped_where_the_plan_points(interpreter):
+    """Not seen (see radam._fused_group): a parameter re-viewed on its own memory (here its first half) while its
+    gradient stays the same tensor. Nothing is read per parameter when nothing changed, so the step updates what the
+    plan points at -- the whole of the memory the parameter still holds -- exactly as if the parameter had kept its
+    shape. A new gradient tensor of the new shape is seen, and refused before anything moves."""
+    first, second, optimizer = _two_group_optimizer()
+    _steps_with_the_same_gradients(optimizer, first, second)
+    whole = second.detach()  # the 4 x 4 parameter as the plan knows it
+    reference = [t.clone() for t in (whole, optimizer.state[second]["exp_avg"], optimizer.state[second]["exp_avg_sq"])]
+    step = optimizer.state[second]["step"].clone()
+    second.data = second.data[:2]  # the first two rows: the same memory, the same address
+    optimizer.step()
+    p, m, v = reference
+    reference_step([p], [torch.ones(4, 4)], [m], [v], [], [step], lr=1e-2)
+    torch.testing.assert_close(whole, p, rtol=1e-6, atol=1e-7)  # all 16 elements, as for the 4 x 4 parameter
+    second.grad = torch.ones(2, 4)
+    with pytest.raises(RuntimeError, match=r"state of parameter 0 .* must be torch.float32 of shape \(2, 4\)"):
         _assert_nothing_moved(optimizer.step, first, second, optimizer)
 
 

@@ -509,7 +509,7 @@ def _stub_fused_module(calls):
     def check_fused_supported(params):
         calls.append(("check", len(params)))
 
-    def build_plan(lists, amsgrad):
+    def build_plan(lists, amsgrad, tuning=None):
         calls.append(("plan", len(lists[0])))
         return types.SimpleNamespace(lists=lists, amsgrad=amsgrad, captured=False)
 
