@@ -28,13 +28,13 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from radam.experiments.configs import ExperimentConfig, get_config
 from radam.experiments.optimizers import frozen_steps
@@ -189,7 +189,7 @@ def _run_in_workers(
         futures = {pool.submit(_run_in_worker, key, folder, git_commit): key for key in pending}
         remaining = set(futures)
         while remaining:
-            done, remaining = wait(remaining, return_when=FIRST_EXCEPTION)
+            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)  # report each run as it ends
             for future in done:
                 error = future.exception()
                 if error is not None:
