@@ -8,12 +8,12 @@ Notation follows Liu et al. (2020), "On the Variance of the Adaptive Learning Ra
   freedom of the scaled inverse chi-square distribution of the squared adaptive learning rate;
 * ``r_t`` is the rectification term that multiplies Adam's adaptive step once ``rho_t`` is large enough.
 
-The module has five parts (the book's chapters 2 to 4 use them): the rectification quantities above; the
+The module has four parts (the book's chapters 2 to 4 use them): the rectification quantities above; the
 adaptive learning rate ``psi`` and the scaled inverse chi-square law of its square, with its exact mean and variance,
 the paper's first-order approximation and a Monte Carlo estimate with its standard error; the EMA treated as an SMA
 (centre of mass, ``rho_t`` by root finding, Kish's effective sample size, and the exact moments of ``psi`` for the
-EMA itself); the streaming simulation of the paper's Figure 9; and RAdam read as a warmup schedule, with the
-untuned warmups and the effective warmup period of Ma and Yarats.
+EMA itself); and the streaming simulation of the paper's Figure 9. RAdam read as a warmup schedule, the untuned
+warmups and the effective warmup period live in :mod:`radam.schedules`, the package's one warmup API.
 
 Unless a docstring says otherwise, every function accepts scalars or numpy arrays (broadcast against each other)
 and returns numpy float64 values.
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import comb
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -65,11 +65,6 @@ __all__ = [
     # the paper's Figure 9 simulation
     "simulate_adaptive_lr_variance",
     "AdaptiveLRVariance",
-    # warmup
-    "radam_warmup",
-    "untuned_linear_warmup",
-    "untuned_exponential_warmup",
-    "effective_warmup_period",
 ]
 
 
@@ -665,59 +660,3 @@ def simulate_adaptive_lr_variance(
     return AdaptiveLRVariance(
         steps=steps, mu=mu, var_psi=var_psi, var_rectified=r**2 * var_psi, r=r, beta2=float(beta2), n_runs=int(n_runs)
     )
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Warmup: RAdam's rectifier read as a warmup schedule, the untuned schedules, and the effective warmup period
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def radam_warmup(t: ArrayLike, beta2: float, threshold: float = 4.0) -> np.ndarray:
-    r"""RAdam's rectifier read as a warmup factor on Adam's learning rate (Ma and Yarats' "RAdam warmup").
-
-    .. math:: \omega_t = r_{t + \delta - 1}, \qquad \delta = \min\{t : \rho_t > \text{threshold}\}
-
-    The steps before :math:`\delta` are RAdam's non-adaptive (momentum SGD) steps; dropping them, the rectifier
-    multiplies Adam's step from then on, so step ``t`` of this schedule is RAdam's adaptive step number ``t``.
-    :math:`\delta` is :func:`first_adaptive_step`.
-    """
-    t = _check_step(t)
-    delta = int(first_adaptive_step(beta2, threshold))
-    return r_t(t + delta - 1, beta2, threshold=threshold)
-
-
-def untuned_linear_warmup(t: ArrayLike, beta2: ArrayLike) -> np.ndarray:
-    r"""Ma and Yarats' untuned linear warmup over :math:`2/(1-\beta_2)` steps.
-
-    .. math:: \omega_t = \min\!\left(1, \frac{(1-\beta_2)\, t}{2}\right)
-    """
-    t = _check_step(t)
-    beta2 = _check_beta2(beta2)
-    return np.minimum(1.0, (1.0 - beta2) * t / 2.0)
-
-
-def untuned_exponential_warmup(t: ArrayLike, beta2: ArrayLike) -> np.ndarray:
-    r"""Ma and Yarats' untuned exponential warmup with time constant :math:`1/(1-\beta_2)`.
-
-    .. math:: \omega_t = 1 - e^{-(1-\beta_2)\, t}
-    """
-    t = _check_step(t)
-    beta2 = _check_beta2(beta2)
-    return -np.expm1(-(1.0 - beta2) * t)
-
-
-def effective_warmup_period(
-    schedule: Callable[..., np.ndarray], beta2: float, n_steps: int | None = None, **kwargs: float
-) -> float:
-    r"""The effective warmup period of a warmup schedule (Ma and Yarats): the learning rate it withholds, in steps.
-
-    .. math:: \mathcal{T}(\omega) = \sum_{t=1}^{\infty} (1 - \omega_t)
-
-    ``schedule(t, beta2, **kwargs)`` gives :math:`\omega_t`, e.g. :func:`radam_warmup`, :func:`untuned_linear_warmup`
-    or :func:`untuned_exponential_warmup`. The sum is truncated at ``n_steps``, by default :math:`100/(1-\beta_2)`
-    steps, past which all three schedules are 1 to within :math:`e^{-90}`.
-    """
-    if n_steps is None:
-        n_steps = int(np.ceil(100.0 / (1.0 - beta2)))
-    t = np.arange(1, n_steps + 1)
-    return float(np.sum(1.0 - schedule(t, beta2, **kwargs)))

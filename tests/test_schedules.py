@@ -1,4 +1,5 @@
-"""Warmup schedules: the LambdaLR step convention against hand-computed sequences, formulas, bad arguments."""
+"""Warmup schedules (the package's one warmup API): the LambdaLR step convention against hand-computed sequences,
+arrays against scalars, formulas, effective warmup periods, the scaling rule, bad arguments."""
 
 import math
 
@@ -8,12 +9,17 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 from radam import theory
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from radam.schedules import (
     effective_warmup_period,
     linear_warmup,
-    rectification_warmup,
+    radam_warmup,
     untuned_exponential_warmup,
     untuned_linear_warmup,
+    warmup_factors,
+    warmup_length,
 )
 
 
@@ -56,31 +62,78 @@ def test_untuned_exponential_warmup_formula():
     assert f(0) > 0.0
 
 
-def test_rectification_warmup_is_r_t_zero_until_threshold():
-    f = rectification_warmup(0.999)
-    values = [f(s) for s in range(10)]
-    assert values[:5] == [0.0] * 5  # rho_t <= 5 for t <= 5 at beta2 = 0.999
-    assert values[5] > 0.0
-    assert values[5:] == pytest.approx(theory.r_t(np.arange(6, 11), 0.999, 5.0).tolist(), rel=1e-15)
-    # the paper's threshold 4 starts one step earlier
-    assert rectification_warmup(0.999, threshold=4.0)(4) > 0.0
+def test_radam_warmup_starts_at_the_first_adaptive_step():
+    # threshold 4 (the paper): rho_t > 4 first at t = 5 for beta2 = 0.999, so omega_t = r_{t + 4}
+    t = np.arange(1, 10)
+    np.testing.assert_array_equal(warmup_factors(radam_warmup(0.999), 9), theory.r_t(t + 4, 0.999))
+    # threshold 5 (torch): one step later
+    np.testing.assert_array_equal(warmup_factors(radam_warmup(0.999, threshold=5.0), 9), theory.r_t(t + 5, 0.999, 5.0))
+    assert 0.0 < radam_warmup(0.999)(0) < radam_warmup(0.999)(1) < 1.0
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [linear_warmup(7), untuned_linear_warmup(0.9), untuned_exponential_warmup(0.95), radam_warmup(0.9)],
+)
+def test_arrays_give_the_scalar_values(schedule):
+    factors = warmup_factors(schedule, 60)
+    assert factors.shape == (60,) and factors.dtype == np.float64
+    assert factors.tolist() == [schedule(s) for s in range(60)]
+    assert all(type(schedule(s)) is float for s in (0, np.int64(3)))
+
+
+@pytest.mark.parametrize(
+    "beta2, radam, untuned", [(0.99, 102.86, 99.5), (0.999, 1029.32, 999.5), (0.9999, 10291.86, 9999.5)]
+)
+def test_effective_warmup_periods_of_ma_and_yarats(beta2, radam, untuned):
+    horizon = int(20 / (1 - beta2))
+    assert effective_warmup_period(radam_warmup(beta2), horizon) == pytest.approx(radam, abs=0.01)
+    # linear: sum_{t<=2/(1-b)} (1 - t (1-b)/2) = 2/(1-b) - (2/(1-b) + 1)/2 = 1/(1-b) - 1/2, by hand
+    assert effective_warmup_period(untuned_linear_warmup(beta2), horizon) == pytest.approx(untuned, abs=1e-6)
+    # exponential: sum_t exp(-c t) = 1/(e^c - 1) = 1/c - 1/2 + c/12 - ..., c = 1 - beta2 (truncated at e^-20)
+    expected = 1 / np.expm1(1 - beta2)
+    assert effective_warmup_period(untuned_exponential_warmup(beta2), horizon) == pytest.approx(expected, rel=1e-7)
+    assert expected == pytest.approx(untuned, abs=0.01)
 
 
 def test_effective_warmup_periods():
     assert effective_warmup_period(linear_warmup(11), 100) == pytest.approx(5.0)  # (T_w - 1) / 2
     assert effective_warmup_period(untuned_linear_warmup(0.999), 5000) == pytest.approx(999.5)
-    # Ma & Yarats: RAdam's implicit warmup is 102.9 steps at beta2 = 0.99 when counted from its first adaptive step
-    # (t = 5 for threshold 4); this schedule also withholds the 4 steps before it, each a full 1.
-    t_radam = effective_warmup_period(rectification_warmup(0.99, threshold=4.0), 5000)
-    assert t_radam - 4 == pytest.approx(102.9, abs=0.05)
-    assert effective_warmup_period(untuned_exponential_warmup(0.99), 5000) == pytest.approx(99.5, abs=0.01)
+    # threshold 5 starts RAdam one step later, on a slightly larger rectifier: one step less withheld
+    t4 = effective_warmup_period(radam_warmup(0.999), 20_000)
+    t5 = effective_warmup_period(radam_warmup(0.999, threshold=5.0), 20_000)
+    assert t4 - t5 == pytest.approx(1.0, abs=0.05)
+
+
+@settings(max_examples=50, deadline=None)
+@given(beta2=st.floats(min_value=0.9, max_value=0.9999))
+def test_effective_warmup_periods_are_about_one_over_one_minus_beta2(beta2):
+    scale = 1 / (1 - beta2)
+    horizon = int(20 * scale)
+    radam = effective_warmup_period(radam_warmup(beta2), horizon)
+    linear = effective_warmup_period(untuned_linear_warmup(beta2), horizon)
+    # T(RAdam) (1 - beta2) rises from 0.989 at beta2 = 0.9 to C = 1.029 (chapter 4's integral) as beta2 -> 1
+    assert 0.98 * scale < radam < 1.035 * scale
+    if beta2 >= 0.99:
+        assert radam == pytest.approx(1.0292 * scale, rel=0.001)
+    n = np.floor(2 * scale)  # the steps with omega_t < 1: sum_{t<=n} (1 - t / (2 scale)) = n - n (n + 1) / (4 scale)
+    assert linear == pytest.approx(n - n * (n + 1) / (4 * scale), rel=1e-9)
+
+
+def test_warmup_length_counts_units_of_one_over_one_minus_beta2():
+    assert warmup_length(4, 0.999) == 4000 and warmup_length(2, 0.999) == 2000  # the paper's recipe
+    assert warmup_length(4, 0.9) == 40 and warmup_length(1, 0.98) == 50
+    assert warmup_length(2, 0.9) == round(2 / (1 - 0.9))
+    # the untuned linear warmup is a linear warmup of 2 units
+    np.testing.assert_allclose(warmup_factors(untuned_linear_warmup(0.98), 300),
+                               warmup_factors(linear_warmup(warmup_length(2, 0.98)), 300), rtol=1e-13)
 
 
 def test_numpy_numbers_are_numbers():
     """Values from numpy (a beta2 read from an array, a step count from np.arange) work like Python's."""
     assert untuned_linear_warmup(np.float32(0.5))(0) == untuned_linear_warmup(0.5)(0)
     assert linear_warmup(np.int64(4))(1) == linear_warmup(4)(1) == 0.5
-    assert rectification_warmup(0.999, threshold=np.float64(5.0))(9) == rectification_warmup(0.999)(9)
+    assert radam_warmup(0.999, threshold=np.float64(4.0))(9) == radam_warmup(0.999)(9)
     assert effective_warmup_period(linear_warmup(11), np.int64(100)) == pytest.approx(5.0)
 
 
@@ -88,7 +141,7 @@ def test_numpy_numbers_are_numbers():
     "call, word",
     [
         (lambda: untuned_linear_warmup(np.float64("nan")), "beta2"),
-        (lambda: rectification_warmup(0.999, threshold=float("nan")), "threshold"),
+        (lambda: radam_warmup(0.999, threshold=float("nan")), "threshold"),
         (lambda: linear_warmup(np.bool_(True)), "warmup_steps"),
     ],
 )
@@ -104,10 +157,15 @@ def test_nan_and_bools_are_refused(call, word):
         (lambda: linear_warmup(2.5), "warmup_steps"),
         (lambda: untuned_linear_warmup(1.0), "beta2"),
         (lambda: untuned_exponential_warmup(0.0), "beta2"),
-        (lambda: rectification_warmup(0.999, threshold=3.0), "threshold"),
-        (lambda: rectification_warmup("0.9"), "beta2"),
+        (lambda: radam_warmup(0.999, threshold=3.0), "threshold"),
+        (lambda: radam_warmup("0.9"), "beta2"),
+        (lambda: radam_warmup(0.65, threshold=5.0), "never"),
         (lambda: effective_warmup_period(linear_warmup(3), 0), "steps"),
         (lambda: linear_warmup(3)(-1), "completed steps"),
+        (lambda: linear_warmup(3)(np.array([0, -1])), "completed steps"),
+        (lambda: linear_warmup(3)(1.5), "integer"),
+        (lambda: warmup_length(0, 0.9), "multiple"),
+        (lambda: warmup_length(2, 1.0), "beta2"),
     ],
 )
 def test_bad_arguments_name_the_argument(call, word):

@@ -47,17 +47,3 @@ def test_exact_rectifier_is_at_least_the_papers_and_both_at_most_one(t, beta2):
     exact = theory.r_t_exact(t, beta2)
     assert 0 < paper <= exact * (1 + 1e-12)
     assert exact <= 1 + 1e-12
-
-
-@settings(max_examples=50, deadline=None)
-@given(beta2=st.floats(min_value=0.9, max_value=0.9999))
-def test_effective_warmup_periods_are_about_one_over_one_minus_beta2(beta2):
-    scale = 1 / (1 - beta2)
-    radam = theory.effective_warmup_period(theory.radam_warmup, beta2)
-    linear = theory.effective_warmup_period(theory.untuned_linear_warmup, beta2)
-    # T(RAdam) (1 - beta2) rises from 0.989 at beta2 = 0.9 to C = 1.029 (chapter 4's integral) as beta2 -> 1
-    assert 0.98 * scale < radam < 1.035 * scale
-    if beta2 >= 0.99:
-        assert radam == pytest.approx(1.0292 * scale, rel=0.001)
-    n = np.floor(2 * scale)  # the steps with omega_t < 1: sum_{t<=n} (1 - t / (2 scale)) = n - n (n + 1) / (4 scale)
-    assert linear == pytest.approx(n - n * (n + 1) / (4 * scale), rel=1e-9)

@@ -63,29 +63,6 @@ def test_a_non_zero_mean_shrinks_the_variance(sim):
     assert np.all(sim.var_psi[2, 9:] < 1e-3 * sim.var_psi[0, 9:])
 
 
-@pytest.mark.parametrize(
-    "beta2, radam, untuned", [(0.99, 102.86, 99.5), (0.999, 1029.32, 999.5), (0.9999, 10291.86, 9999.5)]
-)
-def test_effective_warmup_periods(beta2, radam, untuned):
-    assert theory.effective_warmup_period(theory.radam_warmup, beta2) == pytest.approx(radam, abs=0.01)
-    # linear: sum_{t<=2/(1-b)} (1 - t (1-b)/2) = 2/(1-b) - (2/(1-b) + 1)/2 = 1/(1-b) - 1/2, by hand
-    assert theory.effective_warmup_period(theory.untuned_linear_warmup, beta2) == pytest.approx(untuned, abs=1e-6)
-    # exponential: sum_t exp(-c t) = 1/(e^c - 1) = 1/c - 1/2 + c/12 - ..., c = 1 - beta2
-    c = 1 - beta2
-    expected = 1 / np.expm1(c)
-    assert theory.effective_warmup_period(theory.untuned_exponential_warmup, beta2) == pytest.approx(expected, rel=1e-9)
-    assert expected == pytest.approx(untuned, abs=0.01)
-
-
-def test_radam_warmup_starts_at_the_first_adaptive_step():
-    t = np.arange(1, 10)
-    np.testing.assert_array_equal(theory.radam_warmup(t, 0.999), theory.r_t(t + 4, 0.999))
-    np.testing.assert_array_equal(theory.radam_warmup(t, 0.999, threshold=5.0), theory.r_t(t + 5, 0.999, 5.0))
-    assert theory.radam_warmup(1, 0.999) > 0
-    w = theory.untuned_linear_warmup(np.arange(1, 3000), 0.999)
-    assert w[1999] == 1.0 and w[998] == pytest.approx(0.4995)
-
-
 def test_simulation_streams_over_steps():
     # 6 means x 1,000 runs x 1,000 steps: a runs-by-steps array would need 6 * 1000 * 1000 * 8 bytes = 48 MB. The
     # streaming loop holds a few (6, 1000) arrays (48 kB each) plus the (6, 1000) outputs.
@@ -96,25 +73,3 @@ def test_simulation_streams_over_steps():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 1_000_000
-
-
-@pytest.mark.parametrize("beta2", [0.99, 0.999])
-def test_theory_warmups_agree_with_the_lr_scheduler_versions(beta2):
-    # radam.schedules holds the same schedules as LambdaLR callables (called with the number of completed steps).
-    from radam import schedules
-
-    t = np.arange(1, 3001)
-    for vectorised, callable_ in [
-        (theory.untuned_linear_warmup, schedules.untuned_linear_warmup),
-        (theory.untuned_exponential_warmup, schedules.untuned_exponential_warmup),
-    ]:
-        factor = callable_(beta2)
-        np.testing.assert_allclose(vectorised(t, beta2), [factor(s - 1) for s in t], rtol=1e-15)
-    # schedules.rectification_warmup is r_t itself, zeros included; theory.radam_warmup drops the delta - 1 non-adaptive
-    # steps (Ma and Yarats' "RAdam warmup"), so their effective warmup periods differ by exactly delta - 1.
-    n = 3000  # the identity holds for any common truncation
-    for threshold in (4.0, 5.0):
-        delta = int(theory.first_adaptive_step(beta2, threshold))
-        with_zeros = schedules.effective_warmup_period(schedules.rectification_warmup(beta2, threshold), n + delta - 1)
-        shifted = theory.effective_warmup_period(theory.radam_warmup, beta2, n_steps=n, threshold=threshold)
-        assert with_zeros == pytest.approx(shifted + delta - 1, rel=1e-12)
