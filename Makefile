@@ -56,5 +56,7 @@ gpu-bench:
 
 gpu-experiments:
 	for name in transformer-warmup gradient-histograms lr-robustness; do \
-		$(GPU_RUN) -m radam.experiments run $$name --full --write-cache --jobs $(GPU_JOBS) --no-progress || exit 1; \
+		for part in $$($(GPU_RUN) -m radam.experiments parts $$name --full); do \
+			$(GPU_RUN) -m radam.experiments run $$name --full --part $$part --write-cache --jobs $(GPU_JOBS) --no-progress || exit 1; \
+		done; \
 	done

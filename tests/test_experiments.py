@@ -15,6 +15,7 @@ import torch
 
 from radam.experiments import ResultsError, get_config, load_results, run_experiment, summarize
 from radam.experiments.__main__ import main
+from radam.experiments.optimizers import frozen_steps
 from radam.experiments.results import SCHEMA, hardware_name, write_json_atomically
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,16 +56,18 @@ def test_transformer_warmup_runs_every_optimizer(tiny_results):
     config = get_config("transformer-warmup", "tiny")
     assert doc["schema"] == SCHEMA and doc["config"] == config.to_dict()
     assert {r["optimizer"] for r in doc["runs"]} == {
-        "adam", "adam-warmup", "adam-2k", "adam-eps", "adam-eps-torch", "radam", "radam-official", "adam-untuned"}
+        "adam", "adam-warmup-4u", "adam-warmup-2u", "adam-2k", "adam-eps", "adam-eps-torch", "radam", "radam-skip"}
     assert doc["provenance"]["device"].startswith("cpu") and doc["provenance"]["torch_version"] == torch.__version__
     for run in doc["runs"]:
         m = run["metrics"]
-        assert m["diverged_at"] is None and 4.0 < m["final_valid_loss"] < 7.0  # near log(256) = 5.55 at the start
+        assert m["diverged_at"] is None and 2.0 < m["final_valid_loss"] < 7.0  # log(256) = 5.55 at the start
         assert m["log_steps"][-1] == config.steps and m["eval_steps"][-1] == config.steps
     adam2k = next(r for r in doc["runs"] if r["optimizer"] == "adam-2k")["metrics"]
-    # Adam-2k's 3 frozen steps are numbered -2, -1, 0 and logged; parameters do not move there, so its evaluation
-    # starts at aligned step 4 like everybody else's.
-    assert adam2k["log_steps"] == [-1, 1, 3, 5, 6] and adam2k["eval_steps"] == [4, 6]
+    # Adam-2k's frozen steps (2/(1-beta2) = 4 at beta2 = 0.5) are numbered -3, ..., 0 and logged every 10 steps of
+    # the 64; parameters do not move there, so its evaluation is at aligned steps 30 and 60 like everybody else's.
+    assert config.optimizer("adam-2k").options["freeze_steps"] == 4
+    assert adam2k["log_steps"] == [step - 4 for step in range(10, 61, 10)] + [60]
+    assert adam2k["eval_steps"] == [30, 60]
 
 
 def test_gradient_histograms_store_counts_not_tensors(tiny_results):
@@ -91,7 +94,7 @@ def test_gradient_histograms_store_counts_not_tensors(tiny_results):
 def test_lr_robustness_grid(tiny_results):
     doc = tiny_results["lr-robustness"]
     rows = summarize(doc)
-    assert len(rows) == 5 * 4 and {row["lr"] for row in rows} == {0.1, 0.03, 0.01, 0.003}
+    assert len(rows) == 6 * 4 and {row["lr"] for row in rows} == {0.1, 0.03, 0.01, 0.003}
     for row in rows:
         assert row["metric"] == "final_test_accuracy" and row["n"] + row["diverged"] == 1
         assert row["mean"] is None or 0.0 <= row["mean"] <= 1.0
@@ -122,10 +125,10 @@ def test_resume_after_interruption_gives_identical_metrics(tmp_path, name, label
     config = _small(name, labels)
     reference = load_results(run_experiment(config, output=tmp_path / "reference.json", progress=False))
     output = tmp_path / "interrupted.json"
-    # Die in the middle of the second run, between checkpoints (checkpoint_every = 2, die after step 3 of run 2).
-    first_run_steps = config.steps + (3 if labels[0] == "adam-2k" else 0)
+    # Die in the middle of the second run, between checkpoints (checkpoint_every = 10, die after step 15 of run 2).
+    first_run_steps = config.steps + frozen_steps(config.optimizer(labels[0]))
     with pytest.raises(_Killed):
-        run_experiment(config, output=output, progress=False, step_callback=_interrupt_at(first_run_steps + 3))
+        run_experiment(config, output=output, progress=False, step_callback=_interrupt_at(first_run_steps + 15))
     folder = output.with_name(output.name + ".checkpoints")
     assert not output.exists() and len(list(folder.glob("*.json"))) == 2  # config.json + the finished run
     assert len(list(folder.glob("*.pt"))) == 1
@@ -279,6 +282,25 @@ def test_checkpoint_folder_of_other_hardware_is_refused(tmp_path):
     assert load_results(run_experiment(config, output=output, progress=False))["config"] == config.to_dict()
 
 
+def test_parts_run_separately_and_the_last_writes_the_result(tmp_path, capsys):
+    config = _small("lr-robustness", ("sgd",)).replace(lrs=(0.1, 0.01))
+    reference = load_results(run_experiment(config, output=tmp_path / "reference.json", progress=False))
+    output = tmp_path / "parts.json"
+    assert list(config.parts()) == ["lr0.1", "lr0.01"]
+    assert run_experiment(config, output=output, progress=False, part="lr0.01") is None and not output.exists()
+    lines = []
+    assert run_experiment(config, output=output, progress=False, part="lr0.1", log=lines.append) == output
+    assert [line.split(" ", 1)[0] for line in lines] == ["1/1"]
+    assert _metrics(load_results(output)) == _metrics(reference)
+    with pytest.raises(ValueError, match=r"no part 'lr0.5'; its parts are \['lr0.1', 'lr0.01'\]"):
+        run_experiment(config, output=tmp_path / "x.json", progress=False, part="lr0.5")
+    assert main(["parts", "lr-robustness", "--full"]) == 0
+    assert capsys.readouterr().out.split() == ["lr0.1", "lr0.03", "lr0.01", "lr0.003"]
+    with pytest.raises(SystemExit):
+        main(["run", "lr-robustness", "--size", "tiny", "--part", "lr0.5", "--output", str(tmp_path / "y.json")])
+    assert "its parts are lr0.1, lr0.03, lr0.01, lr0.003" in capsys.readouterr().err
+
+
 def test_complete_result_file_is_not_recomputed(tmp_path):
     config = _small("lr-robustness", ("sgd",)).replace(lrs=(0.1,))
     output = run_experiment(config, output=tmp_path / "r.json", progress=False)
@@ -378,7 +400,7 @@ def test_sizes_are_consistent():
         default, full = get_config(name, "default"), get_config(name, "full")
         assert [s.label for s in default.optimizers] == [s.label for s in full.optimizers]
         if name != "gradient-histograms":
-            assert len(default.seeds) >= 3 and len(full.seeds) >= 3 and len(default.lrs) >= 2
+            assert len(default.seeds) >= 5 and len(full.seeds) >= 5 and len(full.lrs) >= 3
     full = get_config("transformer-warmup", "full")
     assert full.model["width"] == 512 and full.model["layers"] == 6 and full.model["pre_ln"] is False
     assert get_config("lr-robustness", "full").lrs == (0.1, 0.03, 0.01, 0.003)

@@ -55,18 +55,21 @@ def test_resnet_depth_and_output():
 
 
 def test_run_schedules():
-    config = get_config("lr-robustness", "full")  # 800 steps, x0.1 at 400 and 600, warmup 100
-    factor = schedule_factor(config.optimizer("adam-warmup"), config)
-    assert [factor(s) for s in (0, 49, 99, 399, 400, 599, 600)] == pytest.approx(
-        [0.01, 0.5, 1.0, 1.0, 0.1, 0.1, 0.01])
-    untuned = schedule_factor(config.optimizer("adam-untuned"), config)  # beta2 = 0.99: 200 steps
-    assert untuned(0) == pytest.approx(1 / 200) and untuned(199) == 1.0 and untuned(400) == pytest.approx(0.1)
-    lm = get_config("transformer-warmup", "default")
+    config = get_config("lr-robustness", "full")  # 1500 steps, x0.1 at 750 and 1125, beta2 = 0.98: 4u = 200 steps
+    factor = schedule_factor(config.optimizer("adam-warmup-4u"), config)
+    assert [factor(s) for s in (0, 99, 199, 749, 750, 1124, 1125)] == pytest.approx(
+        [0.005, 0.5, 1.0, 1.0, 0.1, 0.1, 0.01])
+    untuned = schedule_factor(config.optimizer("adam-warmup-2u"), config)  # 2/(1 - 0.98) = 100 steps
+    assert untuned(0) == pytest.approx(1 / 100) and untuned(99) == 1.0 and untuned(750) == pytest.approx(0.1)
+    lm = get_config("transformer-warmup", "default")  # 300 steps, constant until 45 (15 %), then linear to 0
     spec = lm.optimizer("adam-2k")
     k = frozen_steps(spec)
-    assert k == 50
+    assert k == 20  # 2/(1 - 0.9)
     f = schedule_factor(spec, lm)
-    assert f(0) == f(k) == 1.0 and f(k + lm.steps // 2) == pytest.approx(0.5)  # linear decay starts after the freeze
+    assert f(0) == f(k) == f(k + 45) == 1.0  # the freeze, then the constant part, not counting the frozen steps
+    assert f(k + 45 + 255 // 2) == pytest.approx(1 - (255 // 2) / 255) and f(k + 300) == 0.0
+    warm = schedule_factor(lm.optimizer("adam-warmup-4u"), lm)
+    assert warm(0) == pytest.approx(1 / 40) and warm(39) == warm(45) == 1.0 and warm(46) < 1.0
     params = [torch.nn.Parameter(torch.zeros(2))]
     paper_eps = build_optimizer(lm.optimizer("adam-eps"), params, 1e-3, lm)
     torch_eps = build_optimizer(lm.optimizer("adam-eps-torch"), params, 1e-3, lm)

@@ -15,7 +15,14 @@ loop and its checkpoints), :mod:`~radam.experiments.runner` (all runs of an expe
 """
 
 from radam.experiments.configs import EXPERIMENTS, ExperimentConfig, OptimizerSpec, get_config
-from radam.experiments.results import ResultsError, cache_path, load_cached, load_results, summarize
+from radam.experiments.results import (
+    ResultsError,
+    cache_path,
+    load_cached,
+    load_results,
+    paired_difference,
+    summarize,
+)
 from radam.experiments.runner import run_experiment
 
 __all__ = [
@@ -26,6 +33,7 @@ __all__ = [
     "run_experiment",
     "load_results",
     "summarize",
+    "paired_difference",
     "cache_path",
     "load_cached",
     "ResultsError",

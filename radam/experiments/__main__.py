@@ -1,8 +1,10 @@
 """Command line: ``python -m radam.experiments {list,run,show}``.
 
 * ``list`` names the experiments, what each shows and how many runs each size has.
+* ``parts NAME [--full]`` prints the names of the experiment's parts (one per learning rate), one per line.
 * ``run NAME [--full]`` runs one experiment (``--full`` is the GPU size) and writes ``results/NAME-SIZE.json``;
-  killed and started again, it resumes where it stopped; ``--jobs N`` shares the runs out to N processes.
+  killed and started again, it resumes where it stopped; ``--jobs N`` shares the runs out to N processes;
+  ``--part PART`` runs one part only (the result file is written when the last part is done).
   ``--write-cache`` writes the package's cached copy ``radam/data/NAME[-full].json`` instead, which the book's
   notebooks load.
 * ``show FILE|NAME`` validates a result file (or the cached result of an experiment) and prints its provenance and
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from radam._cli import positive_int
-from radam.experiments.configs import EXPERIMENTS, SIZES, describe
+from radam.experiments.configs import EXPERIMENTS, SIZES, describe, get_config
 from radam.experiments.results import ResultsError, cache_path, load_results, summarize
 from radam.experiments.runner import run_experiment
 
@@ -39,6 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m radam.experiments", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="list the experiments")
+    parts = commands.add_parser("parts", help="the names of an experiment's parts, one per line")
+    parts.add_argument("name", choices=sorted(EXPERIMENTS))
+    parts_size = parts.add_mutually_exclusive_group()
+    parts_size.add_argument("--full", action="store_true", help="the GPU-sized configuration")
+    parts_size.add_argument("--size", choices=SIZES, default="default")
     run = commands.add_parser("run", help="run an experiment (resumes an interrupted one)")
     run.add_argument("name", choices=sorted(EXPERIMENTS))
     group = run.add_mutually_exclusive_group()
@@ -54,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--download", action="store_true", help="allow downloading an opt-in dataset")
     run.add_argument("--force", action="store_true", help="re-run even if a complete result file exists")
     run.add_argument("--no-progress", action="store_true", help="no progress bar: one line per finished run instead")
+    run.add_argument("--part", help="run one part only (see the parts command); the result is written by the last")
     show = commands.add_parser("show", help="validate and summarise a result file")
     show.add_argument("target", help="a result file, or an experiment name for its cached result")
     show.add_argument("--full", action="store_true", help="with a name: the cached GPU-size result")
@@ -63,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in EXPERIMENTS:
             print(f"{name}\n    {describe(name)}")
         return 0
+    if args.command == "parts":
+        for part in get_config(args.name, "full" if args.full else args.size).parts():
+            print(part)
+        return 0
     if args.command == "run":
         size = "full" if args.full else args.size
         if args.threads is not None:
@@ -70,11 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             torch.set_num_threads(args.threads)
         output = cache_path(args.name, size) if args.write_cache else args.output
+        if args.part is not None and args.part not in get_config(args.name, size).parts():
+            parser.error(f"{args.name} has no part {args.part!r}; its parts are "
+                         f"{', '.join(get_config(args.name, size).parts())}")
         path = run_experiment(
             args.name, size, output=output, device=args.device, data_source=args.data, data_root=args.data_root,
             download=args.download, force=args.force, progress=not args.no_progress, argv=argv, jobs=args.jobs,
-            log=(lambda line: print(line, flush=True)) if args.no_progress else None,
+            log=(lambda line: print(line, flush=True)) if args.no_progress else None, part=args.part,
         )
+        if path is None:
+            print(f"part {args.part} done; the result file is written when every part of {args.name} is done")
+            return 0
         print(f"results: {path}")
         print(_format_table(load_results(path)))
         return 0

@@ -1,24 +1,59 @@
 """The named experiments: one configuration per experiment and size (``tiny`` for tests, ``default`` for a CPU,
 ``full`` for one GPU), all plain data so a configuration is stored verbatim in every result file.
 
-Sizes: ``tiny`` runs in about a second and exists for the tests; ``default`` is the CPU-sized run whose results the
-book ships (minutes on a laptop); ``full`` (``--full``) is the GPU-sized run, chosen so that the whole suite fits in
-about ten minutes on one H100.
+Sizes: ``tiny`` runs in seconds and exists for the tests; ``default`` is the CPU-sized run whose results the book
+ships; ``full`` (``--full``) is the GPU-sized run, split into named parts (:meth:`ExperimentConfig.parts`, one per
+learning rate) that each fit in a few minutes on one H100 or H200.
+
+**One scaling rule for every warmup-like length.** Adam's second moment averages about :math:`u = 1/(1-\\beta_2)`
+squared gradients, and every length below is a multiple of that unit (:func:`radam.schedules.warmup_length`), with
+the multiples of the paper's recipe for the post-LN Transformer (official repository, ``nmt/recipes.md``: a linear
+warmup over 4000 steps and Adam-2k frozen for 2000 steps, at :math:`\\beta_2 = 0.999`):
+
+* linear warmup over :math:`4u` steps (``RECIPE_WARMUP_UNITS``), Adam-2k frozen for :math:`2u` (``FREEZE_UNITS``);
+* Ma and Yarats' untuned linear warmup over :math:`2u` (its definition, ``UNTUNED_UNITS``);
+* RAdam's own rectifier, which withholds about :math:`1.03u` steps of learning rate, as much as a linear warmup over
+  :math:`2.06u` steps (:func:`radam.schedules.effective_warmup_period`).
+
+**Warmups are short against the run.** In every named configuration each optimizer's warmup (:func:`warmup_span`)
+ends within ``MAX_WARMUP_SHARE`` = 15 % of the steps and before the learning rate first decays;
+:func:`get_config` checks it (:meth:`ExperimentConfig.check_warmups`). The CPU sizes therefore use a small
+:math:`\\beta_2` (0.9: :math:`u = 10` steps), so that a run of a few hundred steps is long against its warmups.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["OptimizerSpec", "ExperimentConfig", "EXPERIMENTS", "SIZES", "get_config", "describe"]
+from radam import schedules, theory
+
+__all__ = [
+    "OptimizerSpec",
+    "ExperimentConfig",
+    "EXPERIMENTS",
+    "SIZES",
+    "RECIPE_WARMUP_UNITS",
+    "FREEZE_UNITS",
+    "UNTUNED_UNITS",
+    "MAX_WARMUP_SHARE",
+    "get_config",
+    "describe",
+    "warmup_span",
+]
 
 SIZES = ("tiny", "default", "full")
-WARMUPS = ("none", "linear", "untuned-linear", "untuned-exponential", "rectification")
+WARMUPS = ("none", "linear", "untuned-linear", "untuned-exponential", "radam")
 KINDS = ("adam", "adam2k", "adam-eps", "radam", "sgd")
 TASKS = ("language-model", "image-classification")
 DECAYS = ("none", "linear", "step")
+
+RECIPE_WARMUP_UNITS = 4  # the paper's linear warmup: 4000 steps at beta2 = 0.999
+FREEZE_UNITS = 2  # the paper's Adam-2k: 2000 frozen steps at beta2 = 0.999
+UNTUNED_UNITS = 2  # Ma and Yarats' untuned linear warmup: 2 / (1 - beta2) steps
+MAX_WARMUP_SHARE = 0.15  # every warmup ends within this share of the run
 
 
 @dataclass(frozen=True)
@@ -42,9 +77,48 @@ class OptimizerSpec:
             raise ValueError(f"optimizer {self.label!r}: linear warmup needs warmup_steps >= 1")
 
 
+def _linear_equivalent(schedule: schedules.Schedule, beta2: float) -> int:
+    """The length of the linear warmup that withholds as much learning rate, 2 T + 1 (T = effective period)."""
+    horizon = int(math.ceil(20 / (1 - beta2)))
+    return int(math.ceil(2 * schedules.effective_warmup_period(schedule, horizon) + 1))
+
+
+def warmup_span(spec: OptimizerSpec, beta2: float) -> int:
+    r"""How many steps an optimiser spends warming up before it runs at its full learning rate.
+
+    A linear warmup lasts its ``warmup_steps``; the untuned linear one :math:`2/(1-\beta_2)`; a warmup that
+    approaches 1 only asymptotically (the exponential one, RAdam's rectifier) counts as the linear warmup that
+    withholds as much learning rate, :math:`2\mathcal{T} + 1` steps for an effective warmup period
+    :math:`\mathcal{T}`; RAdam adds its non-adaptive first steps; Adam-2k adds its frozen steps.
+    """
+    if spec.warmup == "none":
+        span = 0
+    elif spec.warmup == "linear":
+        span = spec.warmup_steps
+    elif spec.warmup == "untuned-linear":
+        span = int(math.ceil(UNTUNED_UNITS / (1 - beta2) - 1e-9))
+    elif spec.warmup == "untuned-exponential":
+        span = _linear_equivalent(schedules.untuned_exponential_warmup(beta2), beta2)
+    else:
+        span = _linear_equivalent(schedules.radam_warmup(beta2), beta2)
+    if spec.kind == "radam":
+        threshold = float(spec.options.get("threshold", 5.0))
+        if theory.rho_inf(beta2) > threshold:
+            delta = int(theory.first_adaptive_step(beta2, threshold))
+            span += delta - 1 + _linear_equivalent(schedules.radam_warmup(beta2, threshold), beta2)
+    if spec.kind == "adam2k":
+        span += int(spec.options.get("freeze_steps", 0))
+    return span
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Everything that determines an experiment's numbers (apart from the device and library versions)."""
+    """Everything that determines an experiment's numbers (apart from the device and library versions).
+
+    ``decay``: ``"none"``; ``"step"``, the learning rate divided by 10 at each fraction of ``decay_milestones``;
+    ``"linear"``, constant until the first fraction of ``decay_milestones`` (0 if there is none), then linear to 0
+    at the last step.
+    """
 
     name: str
     size: str
@@ -69,6 +143,7 @@ class ExperimentConfig:
     histogram_steps: tuple[int, ...] = ()
     histogram_range: tuple[float, float] = (-30.0, 5.0)
     histogram_bins: int = 70
+    parts_per_lr: int = 1
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -77,11 +152,15 @@ class ExperimentConfig:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.decay not in DECAYS:
             raise ValueError(f"decay must be one of {DECAYS}, got {self.decay!r}")
+        if self.decay == "linear" and len(self.decay_milestones) > 1:
+            raise ValueError(f"a linear decay has one milestone (where it starts), got {self.decay_milestones}")
         if self.checkpoint_every % self.log_every != 0:
             raise ValueError(
                 f"checkpoint_every ({self.checkpoint_every}) must be a multiple of log_every ({self.log_every}) so "
                 "that a checkpoint never falls inside a logging window"
             )
+        if not 1 <= self.parts_per_lr <= len(self.optimizers):
+            raise ValueError(f"parts_per_lr must lie between 1 and the number of optimizers, got {self.parts_per_lr}")
         labels = [spec.label for spec in self.optimizers]
         if len(set(labels)) != len(labels):
             raise ValueError(f"optimizer labels must be unique, got {labels}")
@@ -90,11 +169,51 @@ class ExperimentConfig:
         """Every (optimizer label, lr, seed) of the experiment, in the order they run."""
         return [(spec.label, lr, seed) for spec in self.optimizers for lr in self.lrs for seed in self.seeds]
 
+    def parts(self) -> dict[str, list[tuple[str, float, int]]]:
+        """The runs split into named parts, each runnable on its own: one per learning rate (``"lr0.001"``), or
+        with ``parts_per_lr = k`` the optimizers of each learning rate in ``k`` groups (``"lr0.001-1of2"``)."""
+        parts = {}
+        k = self.parts_per_lr
+        labels = [spec.label for spec in self.optimizers]
+        for lr in self.lrs:
+            for i in range(k):
+                group = set(labels[i * len(labels) // k : (i + 1) * len(labels) // k])
+                name = f"lr{lr:g}" if k == 1 else f"lr{lr:g}-{i + 1}of{k}"
+                parts[name] = [key for key in self.run_keys() if key[1] == lr and key[0] in group]
+        return parts
+
     def optimizer(self, label: str) -> OptimizerSpec:
         for spec in self.optimizers:
             if spec.label == label:
                 return spec
         raise KeyError(f"experiment {self.name!r} has no optimizer {label!r}; it has {[s.label for s in self.optimizers]}")
+
+    def first_decay_step(self) -> int | None:
+        """The first step whose learning rate is decayed (counted from the first step that moves the parameters)."""
+        if self.decay == "none":
+            return None
+        return round(self.decay_milestones[0] * self.steps) if self.decay_milestones else 0
+
+    def warmup_problems(self) -> list[str]:
+        """Every optimizer whose warmup (:func:`warmup_span`) is longer than ``MAX_WARMUP_SHARE`` of the run or
+        runs into the first learning-rate decay, each named with its numbers; empty when there is none."""
+        problems = []
+        limit = MAX_WARMUP_SHARE * self.steps
+        decay = self.first_decay_step()
+        for spec in self.optimizers:
+            span = warmup_span(spec, self.betas[1])
+            if span > limit:
+                problems.append(f"{spec.label}: its warmup of {span} steps is more than {MAX_WARMUP_SHARE:.0%} of "
+                                f"the {self.steps} steps")
+            if decay is not None and span > decay:
+                problems.append(f"{spec.label}: its warmup of {span} steps runs into the decay at step {decay}")
+        return problems
+
+    def check_warmups(self) -> None:
+        """Raise ``ValueError`` naming every warmup that is too long (:meth:`warmup_problems`)."""
+        problems = self.warmup_problems()
+        if problems:
+            raise ValueError(f"{self.name} ({self.size}): " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
@@ -113,96 +232,110 @@ def _jsonable(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# The optimizers. A label means one configuration in every experiment: all Adam-family optimizers decay weights
+# decoupled, as in the paper's experiments; the warmups are named by their length in units of 1/(1 - beta2).
+
+_DECOUPLED = {"decoupled_weight_decay": True}
+
+
+def _adam() -> OptimizerSpec:
+    return OptimizerSpec("adam", "adam", _DECOUPLED, description="Adam, no warmup (the paper's Adam-vanilla)")
+
+
+def _adam_linear_warmup(units: int, beta2: float, note: str = "") -> OptimizerSpec:
+    steps = schedules.warmup_length(units, beta2)
+    return OptimizerSpec(f"adam-warmup-{units}u", "adam", _DECOUPLED, warmup="linear", warmup_steps=steps,
+                         description=f"Adam, linear warmup over {units}/(1-beta2) = {steps} steps{note}")
+
+
+def _adam_untuned(beta2: float) -> OptimizerSpec:
+    steps = schedules.warmup_length(UNTUNED_UNITS, beta2)
+    return OptimizerSpec(f"adam-warmup-{UNTUNED_UNITS}u", "adam", _DECOUPLED, warmup="untuned-linear",
+                         description=f"Adam, Ma and Yarats' untuned linear warmup over 2/(1-beta2) = {steps} steps")
+
+
+def _adam_2k(beta2: float) -> OptimizerSpec:
+    freeze = schedules.warmup_length(FREEZE_UNITS, beta2)
+    return OptimizerSpec(
+        "adam-2k", "adam2k", {**_DECOUPLED, "freeze_steps": freeze},
+        description=f"Adam-2k: only v is updated for the first {FREEZE_UNITS}/(1-beta2) = {freeze} steps (not "
+                    "counted in the step axis)")
+
+
+def _radam() -> OptimizerSpec:
+    return OptimizerSpec("radam", "radam", _DECOUPLED,
+                         description="RAdam with decoupled weight decay and momentum-SGD first steps, as in the "
+                                     "paper's experiments")
+
+
+def _radam_skip() -> OptimizerSpec:
+    return OptimizerSpec("radam-skip", "radam", {"degenerate": "skip", **_DECOUPLED},
+                         description="RAdam with decoupled weight decay and its first steps skipped, as the official "
+                                     "code's default since 2021")
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # transformer-warmup: the paper's Figure 1 (Adam without warmup fails on a post-LN Transformer)
 
 
-def _transformer_optimizers(beta2: float, warmup_steps: int, freeze_steps: int) -> tuple[OptimizerSpec, ...]:
-    untuned = round(2 / (1 - beta2))
+def _transformer_optimizers(beta2: float) -> tuple[OptimizerSpec, ...]:
     return (
-        OptimizerSpec("adam", "adam", {"decoupled_weight_decay": True}, description="Adam, no warmup (Adam-vanilla)"),
+        _adam(),
+        _adam_linear_warmup(RECIPE_WARMUP_UNITS, beta2, " (the paper's recipe)"),
+        _adam_untuned(beta2),
+        _adam_2k(beta2),
         OptimizerSpec(
-            "adam-warmup",
-            "adam",
-            {"decoupled_weight_decay": True},
-            warmup="linear",
-            warmup_steps=warmup_steps,
-            description=f"Adam, linear warmup over {warmup_steps} steps",
-        ),
+            "adam-eps", "adam-eps", {**_DECOUPLED, "eps": 1e-4},
+            description="Adam-eps as the paper ran it: eps = 1e-4 added to sqrt(v_t) before the bias correction"),
         OptimizerSpec(
-            "adam-2k",
-            "adam2k",
-            {"decoupled_weight_decay": True, "freeze_steps": freeze_steps},
-            description=f"Adam-2k: only v is updated for the first {freeze_steps} steps (not counted in the step axis)",
-        ),
-        OptimizerSpec(
-            "adam-eps",
-            "adam-eps",
-            {"decoupled_weight_decay": True, "eps": 1e-4},
-            description="Adam-eps as the paper ran it: eps = 1e-4 added to sqrt(v_t) before the bias correction",
-        ),
-        OptimizerSpec(
-            "adam-eps-torch",
-            "adam",
-            {"decoupled_weight_decay": True, "eps": 1e-4},
-            description="Adam-eps with torch.optim.Adam's placement: eps = 1e-4 added after the bias correction",
-        ),
-        OptimizerSpec("radam", "radam", {}, description="radam.RAdam with default arguments (= torch.optim.RAdam)"),
-        OptimizerSpec(
-            "radam-official",
-            "radam",
-            {"degenerate": "skip", "decoupled_weight_decay": True},
-            description="RAdam as in the official code: early steps skipped, decoupled weight decay",
-        ),
-        OptimizerSpec(
-            "adam-untuned",
-            "adam",
-            {"decoupled_weight_decay": True},
-            warmup="untuned-linear",
-            description=f"Adam, untuned linear warmup over 2/(1-beta2) = {untuned} steps (Ma & Yarats)",
-        ),
+            "adam-eps-torch", "adam", {**_DECOUPLED, "eps": 1e-4},
+            description="Adam-eps with torch.optim.Adam's placement: eps = 1e-4 added after the bias correction"),
+        _radam(),
+        _radam_skip(),
     )
 
 
 def _transformer_warmup(size: str) -> ExperimentConfig:
     description = (
         "Figure 1 of the paper: a post-LayerNorm Transformer (byte-level language model) trained by Adam with and "
-        "without warmup, Adam-2k, Adam-eps, RAdam (default and official settings) and Adam with untuned warmup"
+        "without warmup (the paper's 4/(1-beta2) and Ma and Yarats' untuned 2/(1-beta2)), Adam-2k, Adam-eps and "
+        "RAdam (momentum or skipped first steps)"
     )
-    common = dict(name="transformer-warmup", size=size, task="language-model", description=description)
+    common = dict(name="transformer-warmup", size=size, task="language-model", description=description,
+                  weight_decay=1e-4, decay="linear", decay_milestones=(MAX_WARMUP_SHARE,))
     if size == "tiny":
         return ExperimentConfig(
             **common,
             data={"source": "stdlib", "max_bytes": 20_000, "length": 16},
             model={"width": 16, "layers": 2, "heads": 2, "dropout": 0.0, "pre_ln": False},
-            optimizers=_transformer_optimizers(0.99, warmup_steps=3, freeze_steps=3),
+            optimizers=_transformer_optimizers(0.5),
             lrs=(1e-3,),
             seeds=(0,),
-            steps=6,
+            steps=60,
             batch_size=4,
-            betas=(0.9, 0.99),
-            weight_decay=1e-4,
-            decay="linear",
-            log_every=2,
-            eval_every=4,
+            betas=(0.9, 0.5),
+            log_every=10,
+            eval_every=30,
             eval_batches=2,
-            checkpoint_every=2,
+            checkpoint_every=10,
         )
     if size == "default":
         return ExperimentConfig(
             **common,
             data={"source": "stdlib", "max_bytes": 2_000_000, "length": 64},
             model={"width": 64, "layers": 4, "heads": 4, "hidden": 128, "dropout": 0.1, "pre_ln": False},
-            optimizers=_transformer_optimizers(0.98, warmup_steps=50, freeze_steps=50),
-            # CPU exploration (seed 0, 300 steps, beta2 = 0.99): Adam without warmup trains at 1e-3 and 3e-3 and
-            # stalls near the unigram loss at 1e-2 and 3e-2, where linear warmup and RAdam train at 1e-2. The CPU
-            # size is shorter (200 steps) with beta2 = 0.98, so that the beta2-derived warmups fit in the run.
-            lrs=(3e-3, 1e-2),
-            seeds=(0, 1, 2),
-            steps=200,
+            optimizers=_transformer_optimizers(0.9),
+            # beta2 = 0.9 (u = 10 steps): the recipe's warmup is 40 steps, 13 % of the 300, and ends before the
+            # decay starts at step 45. CPU probes (seed 0, 300 steps; validation loss in nats per byte, unigram
+            # level 3.15): Adam trains at 3e-3 (2.31) and fails at 5e-3 (2.92), where the recipe's warmup trains
+            # (2.32); at 7e-3 and 1e-2 both fail (2.96 and 2.97; 3.12 and 3.01). One run takes about 21 s on one
+            # core of a 2-core x86-64 CPU (1.1 GFLOP per step, 70 ms), so the CPU size trains at the learning rate
+            # where Adam fails, with five seeds (40 runs, about 7 minutes with --jobs 2).
+            lrs=(5e-3,),
+            seeds=(0, 1, 2, 3, 4),
+            steps=300,
             batch_size=16,
-            betas=(0.9, 0.98),
-            weight_decay=1e-4,
-            decay="linear",
+            betas=(0.9, 0.9),
             log_every=10,
             eval_every=50,
             eval_batches=8,
@@ -212,24 +345,28 @@ def _transformer_warmup(size: str) -> ExperimentConfig:
         **common,
         data={"source": "stdlib", "max_bytes": None, "length": 128},
         model={"width": 512, "layers": 6, "heads": 8, "hidden": 1024, "dropout": 0.1, "pre_ln": False},
-        optimizers=_transformer_optimizers(0.99, warmup_steps=100, freeze_steps=200),
-        # Not yet completed on a GPU: a first attempt (an H200, eight worker processes, sharing the GPU with the
-        # CUDA tests for most of the time) did not finish these 72 runs in 320 s. A wider model fails at smaller learning rates than the CPU size's 1e-2. A CPU probe of
-        # this model (seed 0, 100 steps, no decay; validation loss in nats per byte, unigram level about 3.2): Adam
-        # trains at 3e-4 (2.76) and stalls at 1e-3 (3.22) and 3e-3 (3.27); RAdam trains at 3e-4 (2.66) and 1e-3
-        # (2.61) and stalls at 3e-3 (3.26). So the grid has both sides of Adam's failure and the lr where RAdam
-        # avoids it.
+        optimizers=_transformer_optimizers(0.98),
+        # beta2 = 0.98 (u = 50 steps): the recipe's warmup is 200 steps, 13 % of the 1500. A CPU probe of this model
+        # (beta2 = 0.99, seed 0, 100 steps, no decay; validation loss in nats per byte, unigram level about 3.2):
+        # Adam trains at 3e-4 (2.76) and stalls at 1e-3 (3.22) and 3e-3 (3.27); RAdam trains at 3e-4 (2.66) and
+        # 1e-3 (2.61) and stalls at 3e-3 (3.26). So the grid has both sides of Adam's failure (the CPU size has only
+        # its failing side).
+        # GPU time, estimated (not measured): a step is 166 GFLOP (forward and backward, counted by torch's
+        # FlopCounterMode; the CPU size's step is 1.1 GFLOP and takes 70 ms on one CPU core). At an assumed 25 TFLOP/s
+        # sustained on one H100 or H200 (a few percent of its TF32 peak: small matrices, eight processes launching
+        # kernels from Python), each of the six parts (20 runs of 1500 steps, 5.0 PFLOP) takes about 3.3 minutes,
+        # the 120 runs about 20 minutes. On a Colab T4 (fp32, about 3 TFLOP/s sustained) the whole experiment takes
+        # about 2.8 hours.
         lrs=(3e-4, 1e-3, 3e-3),
-        seeds=(0, 1, 2),
-        steps=1000,
+        seeds=(0, 1, 2, 3, 4),
+        steps=1500,
         batch_size=16,
-        betas=(0.9, 0.99),
-        weight_decay=1e-4,
-        decay="linear",
+        betas=(0.9, 0.98),
         log_every=10,
         eval_every=100,
         eval_batches=16,
         checkpoint_every=100,
+        parts_per_lr=2,
     )
 
 
@@ -239,12 +376,12 @@ def _transformer_warmup(size: str) -> ExperimentConfig:
 
 def _gradient_histograms(size: str) -> ExperimentConfig:
     base = _transformer_warmup(size)
-    keep = ("adam", "adam-warmup", "adam-2k", "adam-eps", "adam-eps-torch", "radam")
+    keep = ("adam", f"adam-warmup-{RECIPE_WARMUP_UNITS}u", "adam-2k", "adam-eps", "adam-eps-torch", "radam")
     optimizers = tuple(spec for spec in base.optimizers if spec.label in keep)
-    steps = {"tiny": 6, "default": 100, "full": 100}[size]
-    histogram_steps = {"tiny": (1, 2, 5, 6), "default": (1, 2, 5, 10, 25, 50, 75, 100)}.get(
-        size, (1, 2, 5, 10, 25, 50, 75, 100)
-    )
+    histogram_steps = {"tiny": (1, 2, 5, 10, 30, 60)}.get(size, (1, 2, 5, 10, 25, 50, 75, 100))
+    # The experiment's own runs at the learning rate where Adam without warmup fails (one seed), with histograms
+    # recorded early on. Full size: 6 runs of 1500 steps, 1.5 PFLOP, about a minute on an H100 at the transformer's
+    # assumed 25 TFLOP/s (estimated), one part; about 8 minutes on a Colab T4.
     return base.replace(
         name="gradient-histograms",
         description=(
@@ -252,53 +389,33 @@ def _gradient_histograms(size: str) -> ExperimentConfig:
             "steps, for Adam with and without warmup, Adam-2k, Adam-eps and RAdam on the post-LN Transformer"
         ),
         optimizers=optimizers,
-        lrs=(base.lrs[-1],),
+        lrs=(base.lrs[-1],) if size != "full" else (base.lrs[1],),  # where Adam without warmup fails
         seeds=(0,),
-        steps=steps,
-        decay="none",
-        eval_every=steps,
         histogram_steps=histogram_steps,
-        checkpoint_every=base.checkpoint_every,
+        parts_per_lr=1,
     )
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# lr-robustness: Figures 6-7 (a residual CNN over four learning rates)
+# lr-robustness: Figures 6-7 (a residual CNN over four learning rates, and linear warmups of several lengths)
 
 
-def _image_optimizers(beta2: float, warmup_steps: int) -> tuple[OptimizerSpec, ...]:
-    untuned = round(2 / (1 - beta2))
+def _image_optimizers(beta2: float) -> tuple[OptimizerSpec, ...]:
     return (
         OptimizerSpec("sgd", "sgd", {"momentum": 0.9}, description="SGD with momentum 0.9 (L2 weight decay)"),
-        OptimizerSpec("adam", "adam", {"decoupled_weight_decay": True}, description="Adam (decoupled weight decay)"),
-        OptimizerSpec(
-            "adam-warmup",
-            "adam",
-            {"decoupled_weight_decay": True},
-            warmup="linear",
-            warmup_steps=warmup_steps,
-            description=f"Adam, linear warmup over {warmup_steps} steps",
-        ),
-        OptimizerSpec(
-            "radam",
-            "radam",
-            {"decoupled_weight_decay": True},
-            description="RAdam with decoupled weight decay and SGD-momentum early steps, as the paper's CIFAR code",
-        ),
-        OptimizerSpec(
-            "adam-untuned",
-            "adam",
-            {"decoupled_weight_decay": True},
-            warmup="untuned-linear",
-            description=f"Adam, untuned linear warmup over 2/(1-beta2) = {untuned} steps (Ma & Yarats)",
-        ),
+        _adam(),
+        _adam_linear_warmup(1, beta2),
+        _adam_untuned(beta2),
+        _adam_linear_warmup(RECIPE_WARMUP_UNITS, beta2, " (the paper's recipe)"),
+        _radam(),
     )
 
 
 def _lr_robustness(size: str) -> ExperimentConfig:
     description = (
-        "Figures 6-7 of the paper: a small residual CNN trained by SGD with momentum, Adam, Adam with linear "
-        "warmup, RAdam and Adam with untuned warmup at learning rates 0.1, 0.03, 0.01 and 0.003; test accuracy"
+        "Figures 6-7 of the paper: a small residual CNN trained by SGD with momentum, Adam without warmup and with "
+        "linear warmups over 1, 2 (Ma and Yarats' untuned) and 4 (the paper's recipe) units of 1/(1-beta2) steps, "
+        "and RAdam, at learning rates 0.1, 0.03, 0.01 and 0.003; test accuracy"
     )
     common = dict(
         name="lr-robustness",
@@ -306,7 +423,6 @@ def _lr_robustness(size: str) -> ExperimentConfig:
         task="image-classification",
         description=description,
         lrs=(0.1, 0.03, 0.01, 0.003),
-        betas=(0.9, 0.99),
         weight_decay=1e-4,
         decay="step",
         decay_milestones=(0.5, 0.75),
@@ -316,26 +432,28 @@ def _lr_robustness(size: str) -> ExperimentConfig:
             **common,
             data={"source": "digits", "size": 8, "augment_padding": 1},
             model={"depth": 8, "width": 4},
-            optimizers=_image_optimizers(0.99, warmup_steps=2),
+            optimizers=_image_optimizers(0.5),
             seeds=(0,),
-            steps=4,
+            steps=60,
             batch_size=16,
-            log_every=2,
-            eval_every=4,
-            checkpoint_every=2,
+            betas=(0.9, 0.5),
+            log_every=10,
+            eval_every=30,
+            checkpoint_every=10,
         )
     if size == "default":
-        # CPU size: the digits at their own 8x8 resolution and 200 steps. beta2 = 0.98 keeps the beta2-derived
-        # warmups (untuned: 2/(1-beta2) = 100 steps; RAdam's rectification, about half of that) a third of the run
-        # or less, as they are in the paper's long runs.
+        # CPU size: the digits at their own 8x8 resolution, 300 steps, beta2 = 0.9 (u = 10 steps): the longest
+        # warmup (40 steps) is 13 % of the run and ends long before the first decay (step 150). One run takes about
+        # 4 s on one core (13 ms per step); the 144 runs about 5 minutes with --jobs 2.
         return ExperimentConfig(
-            **{**common, "betas": (0.9, 0.98)},
+            **common,
             data={"source": "digits", "size": 8, "augment_padding": 1},
             model={"depth": 8, "width": 8},
-            optimizers=_image_optimizers(0.98, warmup_steps=50),
-            seeds=(0, 1, 2),
-            steps=200,
+            optimizers=_image_optimizers(0.9),
+            seeds=(0, 1, 2, 3, 4, 5),
+            steps=300,
             batch_size=32,
+            betas=(0.9, 0.9),
             log_every=10,
             eval_every=100,
             checkpoint_every=100,
@@ -344,10 +462,16 @@ def _lr_robustness(size: str) -> ExperimentConfig:
         **common,
         data={"source": "digits", "size": 32, "augment_padding": 4},
         model={"depth": 20, "width": 16},
-        optimizers=_image_optimizers(0.99, warmup_steps=100),
-        seeds=(0, 1, 2),
-        steps=800,
+        optimizers=_image_optimizers(0.98),
+        # beta2 = 0.98 (u = 50 steps): the longest warmup (200 steps) is 13 % of the 1500 steps.
+        # GPU time, estimated (not measured): a step of ResNet-20 on 128 images of 32x32 is 31 GFLOP (forward and
+        # backward, torch's FlopCounterMode). At an assumed 10 TFLOP/s sustained on one H100 or H200 (small
+        # convolutions), each of the four parts (one learning rate: 30 runs of 1500 steps, 1.4 PFLOP) takes about
+        # 2.3 minutes, the 120 runs about 9 minutes. On a Colab T4 (about 2 TFLOP/s) about 47 minutes.
+        seeds=(0, 1, 2, 3, 4),
+        steps=1500,
         batch_size=128,
+        betas=(0.9, 0.98),
         log_every=10,
         eval_every=100,
         checkpoint_every=100,
@@ -362,12 +486,15 @@ EXPERIMENTS = {
 
 
 def get_config(name: str, size: str = "default") -> ExperimentConfig:
-    """The configuration of experiment ``name`` at ``size`` (``"tiny"``, ``"default"`` or ``"full"``)."""
+    """The configuration of experiment ``name`` at ``size`` (``"tiny"``, ``"default"`` or ``"full"``), checked:
+    every warmup ends within 15 % of the run and before the first decay (:meth:`ExperimentConfig.check_warmups`)."""
     if name not in EXPERIMENTS:
         raise KeyError(f"unknown experiment {name!r}; the experiments are {sorted(EXPERIMENTS)}")
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
-    return EXPERIMENTS[name](size)
+    config = EXPERIMENTS[name](size)
+    config.check_warmups()
+    return config
 
 
 def describe(name: str) -> str:

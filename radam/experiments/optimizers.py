@@ -5,8 +5,10 @@ The schedule of every run is a product of a warmup factor and a decay factor, bo
 
 .. math:: \alpha_{s+1} = \alpha \; \omega^{\text{warmup}}(s) \; \omega^{\text{decay}}(s)
 
-with decay ``"none"`` (1), ``"linear"`` (:math:`1 - s/T`, the NMT recipe of the paper) or ``"step"``
-(:math:`0.1^{\#\{m : s \ge m T\}}` for the milestone fractions :math:`m`, the CIFAR recipe). Adam-2k's frozen steps
+with decay ``"none"`` (1), ``"linear"`` (:math:`\min\bigl(1, (T - s)/(T - m T)\bigr)`: constant until the
+milestone fraction :math:`m` of the :math:`T` steps, then linear to 0, the NMT recipe of the paper with its decay
+starting after every warmup) or ``"step"`` (:math:`0.1^{\#\{m : s \ge m T\}}` for the milestone fractions
+:math:`m`, the CIFAR recipe). Adam-2k's frozen steps
 are not counted in :math:`s`: its schedule starts when its parameters first move, so that its curve lines up with
 the others (the paper numbers Adam-2k's iterations from :math:`-1999`).
 """
@@ -39,7 +41,7 @@ def _warmup(spec: OptimizerSpec, beta2: float) -> Callable[[int], float]:
         return schedules.untuned_linear_warmup(beta2)
     if spec.warmup == "untuned-exponential":
         return schedules.untuned_exponential_warmup(beta2)
-    return schedules.rectification_warmup(beta2)
+    return schedules.radam_warmup(beta2)
 
 
 def schedule_factor(spec: OptimizerSpec, config: ExperimentConfig) -> Callable[[int], float]:
@@ -48,11 +50,12 @@ def schedule_factor(spec: OptimizerSpec, config: ExperimentConfig) -> Callable[[
     offset = frozen_steps(spec)
     total = config.steps
     milestones = [round(m * total) for m in config.decay_milestones]
+    start = milestones[0] if milestones else 0
 
     def factor(s: int) -> float:
         moving = max(s - offset, 0)
         if config.decay == "linear":
-            decay = max(1.0 - moving / total, 0.0)
+            decay = min(1.0, max((total - moving) / (total - start), 0.0))
         elif config.decay == "step":
             decay = 0.1 ** sum(moving >= m for m in milestones)
         else:

@@ -7,7 +7,9 @@ invocation with the same configuration skips finished runs and resumes the unfin
 run killed at any point ends with the same metrics as one never interrupted. With ``jobs > 1`` the runs are shared
 out to that many worker processes on the same device (small models leave a GPU mostly idle, waiting for Python;
 several processes fill it); every run seeds itself, so its numbers do not depend on which process ran it or in what
-order. Each run's record keeps its wall time (``seconds``, of the session that finished it) and the git commit of
+order. ``part`` runs only the runs of one named part (:meth:`ExperimentConfig.parts`, one per learning rate) into
+the same folder: the parts of a long experiment can run in separate sessions, in any order, and the last one to
+finish writes the result file. Each run's record keeps its wall time (``seconds``, of the session that finished it) and the git commit of
 the code that computed it; the provenance's commit is that of the session that started last, its date that of the
 end. Once every run is done the result file is written atomically and the folder is removed.
 
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from radam.experiments.configs import ExperimentConfig, get_config
 from radam.experiments.optimizers import frozen_steps
@@ -220,7 +222,8 @@ def run_experiment(
     argv: Sequence[str] | None = None,
     jobs: int = 1,
     log: Callable[[str], None] | None = None,
-) -> Path:
+    part: str | None = None,
+) -> Path | None:
     """Run experiment ``name`` at ``size`` and return the path of its (validated) result file.
 
     ``name`` may also be an :class:`~radam.experiments.configs.ExperimentConfig` (e.g. a modified one).
@@ -230,13 +233,17 @@ def run_experiment(
     share the runs out (``jobs=1``: all in this process, the only mode that calls ``step_callback``); they are
     started with "spawn", so a script that calls this with ``jobs > 1`` needs ``if __name__ == "__main__":``.
     ``log`` receives one line per finished run (its time and final loss or accuracy): the pace of a run without a
-    progress bar, in a log that a time limit may cut.
+    progress bar, in a log that a time limit may cut. ``part`` (a name from ``config.parts()``) runs that part's
+    runs only; the result file is written once every part is done, and until then the call returns ``None``.
     """
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     if jobs > 1 and step_callback is not None:
         raise ValueError("step_callback is called only when the runs share this process (jobs=1)")
     config = get_config(name, size) if isinstance(name, str) else name
+    parts = config.parts()
+    if part is not None and part not in parts:
+        raise ValueError(f"experiment {config.name!r} has no part {part!r}; its parts are {list(parts)}")
     if data_source is not None:
         config = config.replace(data={**config.data, "source": data_source})
     output = Path(output) if output is not None else default_output(config.name, config.size)
@@ -256,19 +263,22 @@ def run_experiment(
     # when they end. Each run's record also keeps it (a resumed experiment may span several sessions).
     keys = config.run_keys()
     done = {key for key in keys if (folder / f"{run_id(*key)}.json").exists()}
-    pending = [key for key in keys if key not in done]
+    wanted = set(parts[part]) if part is not None else set(keys)
+    pending = [key for key in keys if key not in done and key in wanted]
     processes = min(jobs, len(pending)) if len(pending) > 1 else 1
     threads = _worker_threads(processes) if processes > 1 else None
     prov = provenance(torch_device, list(config.seeds), list(argv) if argv is not None else None, threads, processes)
-    total = sum(config.steps + frozen_steps(config.optimizer(label)) for label, _, _ in keys)
-    bar = tqdm(total=total, desc=config.name, unit="step", disable=not progress, dynamic_ncols=True)
-    bar.update(sum(config.steps + frozen_steps(config.optimizer(label)) for label, _, _ in done))
+    scope = [key for key in keys if key in wanted]
+    total = sum(config.steps + frozen_steps(config.optimizer(label)) for label, _, _ in scope)
+    bar = tqdm(total=total, desc=config.name + (f" {part}" if part else ""), unit="step", disable=not progress,
+               dynamic_ncols=True)
+    bar.update(sum(config.steps + frozen_steps(config.optimizer(key[0])) for key in scope if key in done))
     root = Path(data_root) if data_root is not None else None
-    count = iter(range(len(done) + 1, len(keys) + 1))
+    count = iter(range(len(scope) - len(pending) + 1, len(scope) + 1))
 
     def finished(key: tuple[str, float, int]) -> None:
         if log is not None:
-            log(f"{next(count)}/{len(keys)} {_finished_line(folder, key)}")
+            log(f"{next(count)}/{len(scope)} {_finished_line(folder, key)}")
 
     try:
         if processes > 1:
@@ -283,6 +293,8 @@ def run_experiment(
                 finished(key)
     finally:
         bar.close()
+    if any(not (folder / f"{run_id(*key)}.json").exists() for key in keys):
+        return None  # other parts are still to run
     runs = [json.loads((folder / f"{run_id(*key)}.json").read_text(encoding="utf-8")) for key in keys]
 
     document = {
