@@ -50,6 +50,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import functools
+import gc
 import os
 import platform
 import statistics
@@ -301,13 +302,27 @@ def _call(step: Step) -> None:
     getattr(step, "after", _ignore)()
 
 
+@contextlib.contextmanager
+def _without_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the duration, after a collection (as ``timeit`` times): a collection
+    set off by one implementation's allocations would otherwise land in another's timed step."""
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def run_case(
     case: str, impls: list[str], device: torch.device, repeats: int, warmup: int, seed: int = 0,
     tuning: Any = None, steps_per_turn: int = 1, values: bool = True,
 ) -> dict[str, Any]:
     """Time every implementation on one parameter list; the implementations take turns, ``steps_per_turn`` steps
-    each per round. ``values=False`` leaves the parameters and gradients uninitialised (the host-only mode, whose
-    kernel reads nothing)."""
+    each per round. ``values=False`` (the host-only mode, whose kernel reads nothing) leaves the parameters and
+    gradients uninitialised and times with the garbage collector off."""
     shapes = CASES[case]()
     generator = torch.Generator(device=device).manual_seed(seed)
 
@@ -332,16 +347,17 @@ def run_case(
     times: dict[str, list[float]] = {name: [] for name in steps}
     host_times: dict[str, list[float]] = {name: [] for name in steps}
     order = list(steps)
-    for round_index in range(repeats):
-        shift = round_index % max(len(order), 1)
-        for name in order[shift:] + order[:shift]:
-            step = steps[name]
-            for _ in range(steps_per_turn):
-                getattr(step, "before", _ignore)()
-                total, host = time_step_and_host(step, device)
-                getattr(step, "after", _ignore)()
-                times[name].append(total)
-                host_times[name].append(host)
+    with _without_gc() if not values else contextlib.nullcontext():
+        for round_index in range(repeats):
+            shift = round_index % max(len(order), 1)
+            for name in order[shift:] + order[:shift]:
+                step = steps[name]
+                for _ in range(steps_per_turn):
+                    getattr(step, "before", _ignore)()
+                    total, host = time_step_and_host(step, device)
+                    getattr(step, "after", _ignore)()
+                    times[name].append(total)
+                    host_times[name].append(host)
     for name in impls:
         if name in times:
             results[name] = {**_summary(times[name]), "host_median_ms": statistics.median(host_times[name])}
@@ -449,6 +465,7 @@ def run(
                      "fused_programs_per_sm": tuning.programs_per_sm,
                      "fused_num_warps": tuning.num_warps,
                      "fused_kernel": "none: the launch is a call that does nothing" if host_only else "triton",
+                     "garbage_collector": "off while timing" if host_only else "on",
                      "timer": "cuda events" if kind == "cuda"
                      else "time.perf_counter", "statistic": "median"},
         "copy_bandwidth_gb_s": bandwidth,
