@@ -471,6 +471,8 @@ def run(
         "copy_bandwidth_gb_s": bandwidth,
         "cases": {},
     }
+    if kind == "cpu" and hasattr(os, "getloadavg"):  # other processes on the same cores slow every timing
+        result["device"]["load_average_before"] = round(os.getloadavg()[0], 2)
     for case in cases:
         chosen = [name for name in impls if explicit or (case, name) not in SKIP_BY_DEFAULT]
         with _interpreter() if host_only else contextlib.nullcontext():
@@ -488,6 +490,8 @@ def run(
         entry["ratios"] = ratios
         entry["paired_ratios"] = paired
         result["cases"][case] = entry
+    if "load_average_before" in result["device"]:
+        result["device"]["load_average_after"] = round(os.getloadavg()[0], 2)
     return result
 
 
