@@ -50,6 +50,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import functools
+import gc
 import os
 import platform
 import statistics
@@ -114,9 +115,10 @@ RATIOS = [
 """Pairs compared in each case: the ratio of their median step times, and the median of per-round ratios."""
 HOST_ONLY_CASES = ["gpt2", "small"]
 HOST_ONLY_IMPLS = ["radam-fused", "radam-fused-new-grads", "radam-fused-call"]
-HOST_ONLY_STEPS_PER_TURN = 10
-"""In the host-only mode an implementation takes this many steps in a row per round: its steps follow its own (as
-in a training loop), not another implementation's, whose allocations would have emptied the caches."""
+HOST_ONLY_STEPS_PER_TURN = 100
+"""In the host-only mode an implementation takes this many steps in a row per round, so that a timed step follows a
+step of the same optimizer, as in a training loop, rather than another implementation's work, which empties the
+caches for the first few steps of a turn (the 90th percentile shows those)."""
 SKIP_BY_DEFAULT = {("small", "torch-radam-compiled")}  # compiling a 2000-tensor step takes minutes
 LR = 1e-4
 
@@ -301,13 +303,27 @@ def _call(step: Step) -> None:
     getattr(step, "after", _ignore)()
 
 
+@contextlib.contextmanager
+def _without_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the duration, after a collection (as ``timeit`` times): a collection
+    set off by one implementation's allocations would otherwise land in another's timed step."""
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def run_case(
     case: str, impls: list[str], device: torch.device, repeats: int, warmup: int, seed: int = 0,
     tuning: Any = None, steps_per_turn: int = 1, values: bool = True,
 ) -> dict[str, Any]:
     """Time every implementation on one parameter list; the implementations take turns, ``steps_per_turn`` steps
-    each per round. ``values=False`` leaves the parameters and gradients uninitialised (the host-only mode, whose
-    kernel reads nothing)."""
+    each per round. ``values=False`` (the host-only mode, whose kernel reads nothing) leaves the parameters and
+    gradients uninitialised and times with the garbage collector off."""
     shapes = CASES[case]()
     generator = torch.Generator(device=device).manual_seed(seed)
 
@@ -332,16 +348,17 @@ def run_case(
     times: dict[str, list[float]] = {name: [] for name in steps}
     host_times: dict[str, list[float]] = {name: [] for name in steps}
     order = list(steps)
-    for round_index in range(repeats):
-        shift = round_index % max(len(order), 1)
-        for name in order[shift:] + order[:shift]:
-            step = steps[name]
-            for _ in range(steps_per_turn):
-                getattr(step, "before", _ignore)()
-                total, host = time_step_and_host(step, device)
-                getattr(step, "after", _ignore)()
-                times[name].append(total)
-                host_times[name].append(host)
+    with _without_gc() if not values else contextlib.nullcontext():
+        for round_index in range(repeats):
+            shift = round_index % max(len(order), 1)
+            for name in order[shift:] + order[:shift]:
+                step = steps[name]
+                for _ in range(steps_per_turn):
+                    getattr(step, "before", _ignore)()
+                    total, host = time_step_and_host(step, device)
+                    getattr(step, "after", _ignore)()
+                    times[name].append(total)
+                    host_times[name].append(host)
     for name in impls:
         if name in times:
             results[name] = {**_summary(times[name]), "host_median_ms": statistics.median(host_times[name])}
@@ -449,11 +466,14 @@ def run(
                      "fused_programs_per_sm": tuning.programs_per_sm,
                      "fused_num_warps": tuning.num_warps,
                      "fused_kernel": "none: the launch is a call that does nothing" if host_only else "triton",
+                     "garbage_collector": "off while timing" if host_only else "on",
                      "timer": "cuda events" if kind == "cuda"
                      else "time.perf_counter", "statistic": "median"},
         "copy_bandwidth_gb_s": bandwidth,
         "cases": {},
     }
+    if kind == "cpu" and hasattr(os, "getloadavg"):  # other processes on the same cores slow every timing
+        result["device"]["load_average_before"] = round(os.getloadavg()[0], 2)
     for case in cases:
         chosen = [name for name in impls if explicit or (case, name) not in SKIP_BY_DEFAULT]
         with _interpreter() if host_only else contextlib.nullcontext():
@@ -471,6 +491,8 @@ def run(
         entry["ratios"] = ratios
         entry["paired_ratios"] = paired
         result["cases"][case] = entry
+    if "load_average_before" in result["device"]:
+        result["device"]["load_average_after"] = round(os.getloadavg()[0], 2)
     return result
 
 
@@ -529,7 +551,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--cases", help=f"comma-separated, from {', '.join(CASES)}")
     parser.add_argument("--impls", help=f"comma-separated, from {', '.join(IMPLEMENTATIONS)}")
     parser.add_argument("--repeats", type=positive_int,
-                        help=f"rounds (default 50; 200 of {HOST_ONLY_STEPS_PER_TURN} steps each with --host-only)")
+                        help=f"rounds (default 50; 20 of {HOST_ONLY_STEPS_PER_TURN} steps each with --host-only)")
     parser.add_argument("--warmup", type=non_negative_int, default=8)
     parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--copy-mib", type=positive_int, help="size of the bandwidth copy (default 1024 on GPU, 256 on CPU)")
@@ -543,7 +565,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.host_only and args.device == "cuda":
         parser.error("--host-only runs on the CPU; leave out --device cuda")
     device = "cpu" if args.host_only else args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    repeats = args.repeats or (200 if args.host_only else 50)
+    repeats = args.repeats or (20 if args.host_only else 50)
     for name in (args.cases or "").split(",") if args.cases else []:
         if name not in CASES:
             parser.error(f"unknown case {name!r}")

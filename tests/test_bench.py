@@ -96,6 +96,7 @@ def test_host_only_run_records_the_host_time_and_its_provenance(tiny_case):
     result = bench.run("cpu", cases=["tiny"], repeats=2, warmup=1, command="test", host_only=True)
     assert result["mode"] == "host-only" and result["copy_bandwidth_gb_s"] is None
     assert result["device"]["type"] == "cpu" and result["device"]["name"]
+    assert result["device"]["load_average_before"] >= 0 and result["device"]["load_average_after"] >= 0
     assert result["versions"]["triton"] and "nothing" in result["settings"]["fused_kernel"]
     assert result["settings"]["steps_per_turn"] == bench.HOST_ONLY_STEPS_PER_TURN
     case = result["cases"]["tiny"]
