@@ -2,7 +2,7 @@
 ``full`` for one GPU), all plain data so a configuration is stored verbatim in every result file.
 
 Sizes: ``tiny`` runs in seconds and exists for the tests; ``default`` is the CPU-sized run whose results the book
-ships; ``full`` (``--full``) is the GPU-sized run, split into named parts (:meth:`ExperimentConfig.parts`, one per
+ships; ``full`` (``--full``) is the GPU-sized run, split into named parts (:meth:`~radam.experiments.configs.ExperimentConfig.parts`, one per
 learning rate) that each fit in a few minutes on one H100 or H200.
 
 **One scaling rule for every warmup-like length.** Adam's second moment averages about :math:`u = 1/(1-\\beta_2)`
@@ -15,7 +15,7 @@ warmup over 4000 steps and Adam-2k frozen for 2000 steps, at :math:`\\beta_2 = 0
 * RAdam's own rectifier, which withholds about :math:`1.03u` steps of learning rate, as much as a linear warmup over
   :math:`2.06u` steps (:func:`radam.schedules.effective_warmup_period`).
 
-**Warmups are short against the run.** In every named configuration each optimizer's warmup (:func:`warmup_span`)
+**Warmups are short against the run.** In every named configuration each optimizer's warmup (:func:`~radam.experiments.configs.warmup_span`)
 ends within ``MAX_WARMUP_SHARE`` = 15 % of the steps and before the learning rate first decays;
 :func:`get_config` checks it (:meth:`ExperimentConfig.check_warmups`). The CPU sizes therefore use a small
 :math:`\\beta_2` (0.9: :math:`u = 10` steps), so that a run of a few hundred steps is long against its warmups.
@@ -195,7 +195,7 @@ class ExperimentConfig:
         return round(self.decay_milestones[0] * self.steps) if self.decay_milestones else 0
 
     def warmup_problems(self) -> list[str]:
-        """Every optimizer whose warmup (:func:`warmup_span`) is longer than ``MAX_WARMUP_SHARE`` of the run or
+        """Every optimizer whose warmup (:func:`~radam.experiments.configs.warmup_span`) is longer than ``MAX_WARMUP_SHARE`` of the run or
         runs into the first learning-rate decay, each named with its numbers; empty when there is none."""
         problems = []
         limit = MAX_WARMUP_SHARE * self.steps

@@ -7,7 +7,7 @@ invocation with the same configuration skips finished runs and resumes the unfin
 run killed at any point ends with the same metrics as one never interrupted. With ``jobs > 1`` the runs are shared
 out to that many worker processes on the same device (small models leave a GPU mostly idle, waiting for Python;
 several processes fill it); every run seeds itself, so its numbers do not depend on which process ran it or in what
-order. ``part`` runs only the runs of one named part (:meth:`ExperimentConfig.parts`, one per learning rate) into
+order. ``part`` runs only the runs of one named part (:meth:`~radam.experiments.configs.ExperimentConfig.parts`, one per learning rate) into
 the same folder: the parts of a long experiment can run in separate sessions, in any order, and the last one to
 finish writes the result file. Each run's record keeps its wall time (``seconds``, of the session that finished it) and the git commit of
 the code that computed it; the provenance's commit is that of the session that started last, its date that of the
