@@ -122,23 +122,29 @@ def test_exercises_are_sections_with_folded_solutions(editions, notebook):
     edition = "\n".join(c.source for c in markdown_cells(editions[0][notebook.name]))
     exercises = len(re.findall(r"^(?:```|:::)\{exercise\}", text, re.M))
     solutions = len(re.findall(r"^(?:```|:::)\{solution\}", text, re.M))
-    assert len(re.findall(r"^### Exercise \d+$", edition, re.M)) == exercises > 0
-    assert len(re.findall(r"<details>\n<summary>Solution to Exercise \d+</summary>", edition)) == solutions > 0
+    chapter = int(notebook.name[:2])  # exercises are numbered per chapter, as on the site: 2.1, 2.2, ...
+    assert len(re.findall(rf"^### Exercise {chapter}\.\d+$", edition, re.M)) == exercises > 0
+    folded = re.findall(rf"<details>\n<summary>Solution to Exercise {chapter}\.\d+</summary>", edition)
+    assert len(folded) == solutions > 0
 
 
 def test_equations_carry_the_sites_numbers_and_references_link_to_the_site(editions):
     nbs, links, _ = editions
-    text = "\n".join(c.source for name in sorted(nbs) for c in markdown_cells(nbs[name]))
-    tags = [int(n) for n in re.findall(r"\\tag\{(\d+)\}", text)]
-    assert tags == list(range(1, len(tags) + 1)) and len(tags) > 20  # one numbering over the book, as on the site
+    total = 0
+    for name in sorted(nbs):  # one numbering per chapter, as on the site: (2.1), (2.2), ...
+        text = "\n".join(c.source for c in markdown_cells(nbs[name]))
+        tags = re.findall(r"\\tag\{([\d.]+)\}", text)
+        assert tags == [f"{int(name[:2])}.{k}" for k in range(1, len(tags) + 1)], name
+        total += len(tags)
+    assert total > 20
     chapter1 = "\n".join(c.source for c in markdown_cells(nbs["01_warmup_problem.ipynb"]))
-    assert f"[(1)]({SITE}notebooks/01_warmup_problem.html#equation-eq-sign-step)" in chapter1
-    assert f"[Exercise 2]({SITE}notebooks/01_warmup_problem.html#ex-warmup-adam2k-correction)" in chapter1
+    assert f"[(1.1)]({SITE}notebooks/01_warmup_problem.html#equation-eq-sign-step)" in chapter1
+    assert f"[Exercise 1.2]({SITE}notebooks/01_warmup_problem.html#ex-warmup-adam2k-correction)" in chapter1
     assert f"&#91;[Vaswani *et al.*, 2017]({SITE}book/references.html#cite-vaswani2017attention)&#93;" in chapter1
     assert f"[`radam.variants.Adam2k`]({SITE}book/api/optimizer.html#radam.variants.Adam2k)" in chapter1
     chapter2 = "\n".join(c.source for c in markdown_cells(nbs["02_adaptive_lr_variance.ipynb"]))
     # a figure made by a code cell (myst-nb's figure metadata) is numbered and linked like a Markdown figure
-    assert f"[Fig. 1]({SITE}notebooks/02_adaptive_lr_variance.html#fig-02-map)" in chapter2
+    assert f"[Fig. 2.1]({SITE}notebooks/02_adaptive_lr_variance.html#fig-02-map)" in chapter2
     assert all(link.url.startswith(SITE) for link in links)
 
 

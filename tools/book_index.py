@@ -3,8 +3,10 @@
 The site's address follows from ``repository.url`` in ``_config.yml`` (GitHub Pages serves
 ``https://github.com/OWNER/REPO`` at ``https://OWNER.github.io/REPO/``), so it is written in one place.
 
-Numbers are the site's: Jupyter Book numbers labelled equations, exercises and figures with captions in one sequence
-each over the whole book, in the order of ``_toc.yml``, and so does this index. ``tools.colab_edition --check-site``
+Numbers are the site's: the chapters of the numbered parts of ``_toc.yml`` are numbered 1, 2, ... in order, and
+inside chapter ``n`` the labelled equations, exercises and figures with captions are numbered ``n.1``, ``n.2``, ...,
+each kind in its own sequence (``numfig_secnum_depth: 1``); pages outside the numbered parts share one unprefixed
+sequence per kind. This index numbers them the same way. ``tools.colab_edition --check-site``
 compares every number and anchor with a built site.
 """
 
@@ -58,8 +60,8 @@ class Target:
 class PageNumbers:
     """The numbers of one page's numbered blocks, in the order they appear (unlabelled ones included)."""
 
-    exercises: list[int] = field(default_factory=list)
-    figures: list[int] = field(default_factory=list)
+    exercises: list[str] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)
 
 
 CODE_FIGURE = "code-cell-figure"  # stands, in a notebook's Markdown, for a code cell whose output is a named figure
@@ -88,7 +90,9 @@ class BookIndex:
         self.config = yaml.safe_load((self.root / "_config.yml").read_text(encoding="utf-8"))
         self.repository_url: str = self.config["repository"]["url"].rstrip("/")
         self.site_url = site_url(self.repository_url)
-        self.pages = _toc_pages(yaml.safe_load((self.root / "_toc.yml").read_text(encoding="utf-8")))
+        toc = yaml.safe_load((self.root / "_toc.yml").read_text(encoding="utf-8"))
+        self.pages = _toc_pages(toc)
+        self.chapter_numbers = _chapter_numbers(toc)
         self.sources = {page: self._source_path(page) for page in self.pages}
         self.targets: dict[str, Target] = {}
         self.numbers: dict[str, PageNumbers] = {}
@@ -97,8 +101,10 @@ class BookIndex:
         self._api_modules: dict[str, set[str] | None] = {}
         self._api_classes: set[str] = set()
         self.bibliography_page = ""
-        counters = {"equation": 0, "exercise": 0, "figure": 0}
+        unnumbered = _Counters("")  # pages outside the numbered parts share one sequence per kind
         for page in self.pages:
+            chapter = self.chapter_numbers.get(page)
+            counters = _Counters(f"{chapter}.") if chapter is not None else unnumbered
             self.numbers[page] = PageNumbers()
             text = self.markdown(page)
             heading = _HEADING.search(text)
@@ -175,41 +181,38 @@ class BookIndex:
         return None
 
     # --- scanning ----------------------------------------------------------------------------------------------
-    def _scan(self, page: str, text: str, counters: dict[str, int]) -> None:
+    def _scan(self, page: str, text: str, counters: _Counters) -> None:
         for block in split_blocks(text):
             if block.kind == "text":
                 self._scan_text(page, block.text, counters)
             elif block.kind == "directive":
                 self._scan_directive(page, block, counters)
 
-    def _scan_text(self, page: str, text: str, counters: dict[str, int]) -> None:
+    def _scan_text(self, page: str, text: str, counters: _Counters) -> None:
         for match in EQUATION_LABEL.finditer(text):
-            counters["equation"] += 1
-            label, number = match["label"], counters["equation"]
+            label, number = match["label"], counters.next("equation")
             self._add(label, Target(page, f"equation-{label}", f"({number})", "equation"))
         for match in TARGET_LINE.finditer(text):
             heading = _HEADING.search(text, match.end())
             title = plain_title(heading["title"]) if heading else match["label"]
             self._add(match["label"], Target(page, match["label"], title, "section"))
 
-    def _scan_directive(self, page: str, block, counters: dict[str, int]) -> None:
+    def _scan_directive(self, page: str, block, counters: _Counters) -> None:
         label = block.options.get("label") or block.options.get("name", "")
         if block.name == "exercise" and "nonumber" not in block.options:
-            counters["exercise"] += 1
-            self.numbers[page].exercises.append(counters["exercise"])
+            number = counters.next("exercise")
+            self.numbers[page].exercises.append(number)
             if label:
-                self._add(label, Target(page, label, f"Exercise {counters['exercise']}", "exercise"))
+                self._add(label, Target(page, label, f"Exercise {number}", "exercise"))
         elif block.name == "math" and label:
-            counters["equation"] += 1
-            self._add(label, Target(page, f"equation-{label}", f"({counters['equation']})", "equation"))
+            self._add(label, Target(page, f"equation-{label}", f"({counters.next('equation')})", "equation"))
         elif block.name in ("figure", "glue:figure") and block.body.strip():
-            counters["figure"] += 1
-            self.numbers[page].figures.append(counters["figure"])
+            number = counters.next("figure")
+            self.numbers[page].figures.append(number)
             if label:
-                self._add(label, Target(page, label, f"Fig. {counters['figure']}", "figure"))
+                self._add(label, Target(page, label, f"Fig. {number}", "figure"))
         elif block.name == CODE_FIGURE:  # a code cell's figure (myst-nb numbers it in the same sequence)
-            counters["figure"] += 1
-            self._add(label, Target(page, label, f"Fig. {counters['figure']}", "figure"))
+            self._add(label, Target(page, label, f"Fig. {counters.next('figure')}", "figure"))
         elif block.name == "bibliography":
             self.bibliography_page = page
         elif block.name == "eval-rst":
@@ -253,6 +256,33 @@ def plain_title(title: str) -> str:
     return _INLINE_MARKUP.sub(lambda m: next(g for g in m.groups() if g is not None), title).strip()
 
 
+class _Counters:
+    """One running number per kind of numbered block, shown after ``prefix`` (``"2."`` in chapter 2)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.counts = {"equation": 0, "exercise": 0, "figure": 0}
+
+    def next(self, kind: str) -> str:
+        self.counts[kind] += 1
+        return f"{self.prefix}{self.counts[kind]}"
+
+
+def _docname(path: str) -> str:
+    return str(Path(path).with_suffix("")) if Path(path).suffix in (".md", ".ipynb") else path
+
+
+def _chapter_numbers(toc: dict) -> dict[str, int]:
+    """The chapter number of every page that is a chapter of a ``numbered: true`` part, counted on across parts."""
+    numbers: dict[str, int] = {}
+    for part in toc.get("parts", []):
+        if part.get("numbered"):
+            for chapter in part.get("chapters", []):
+                if "file" in chapter:
+                    numbers[_docname(chapter["file"])] = len(numbers) + 1
+    return numbers
+
+
 def _toc_pages(toc: dict) -> list[str]:
     """The docnames of ``_toc.yml`` (format jb-book) in reading order."""
     pages = [toc["root"]]
@@ -264,7 +294,7 @@ def _toc_pages(toc: dict) -> list[str]:
             visit(entry.get("sections", []) + entry.get("chapters", []))
 
     visit(toc.get("parts", []) + toc.get("chapters", []))
-    return [str(Path(p).with_suffix("")) if Path(p).suffix in (".md", ".ipynb") else p for p in pages]
+    return [_docname(p) for p in pages]
 
 
 def _without_front_matter(text: str) -> str:
