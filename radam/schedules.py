@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from radam import theory
+from radam.theory._checks import check_beta2
 
 __all__ = [
     "linear_warmup",
@@ -62,9 +63,10 @@ def _is_int(value: object) -> bool:
 
 
 def _check_beta2(beta2: float) -> float:
-    if not _is_real(beta2) or not 0.0 < beta2 < 1.0:
+    """One ``beta2`` as a float: a real number (not text, not a bool), in (0, 1) by the theory's own check."""
+    if not _is_real(beta2):
         raise ValueError(f"beta2 must be a number in the open interval (0, 1), got {beta2!r}")
-    return float(beta2)
+    return float(check_beta2(beta2))
 
 
 def _steps(s: ArrayLike) -> np.ndarray:
