@@ -29,7 +29,8 @@ step each per round for ``--repeats`` rounds, so slow drifts of the machine hit 
 timed with CUDA events after a synchronisation, so host overhead counts; on a CPU with ``time.perf_counter``. The
 median is reported, with the 10th and 90th percentiles, and the median time until the call returned
 (``host_median_ms``; on a GPU the host's share: when it equals the step time, Python, not the GPU, set the pace).
-The JSON written (atomically) records the device, the versions, the command, the commit and the date.
+The JSON written (atomically) records, at its top level, the provenance of ``radam._provenance.record`` (command,
+commit, dirty flag, date, device, versions).
 
 The CPU mode (``--device cpu``) doubles as the check that ``radam.RAdam``'s default path is no slower than
 ``torch.optim.RAdam``'s on a 10M-parameter list: it prints the ratio of their medians, and the median of the
@@ -48,13 +49,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import datetime as _dt
 import functools
 import gc
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -62,11 +60,14 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from radam import _provenance as provenance
 from radam._cli import non_negative_int, positive_int
 from radam.atomic import write_json_atomically
 
 __all__ = ["CASES", "IMPLEMENTATIONS", "copy_bandwidth", "gpt2_small_shapes", "main", "run", "write_json"]
 
+SCHEMA = 2
+"""Version of the JSON format: 2 since the provenance is that of ``radam._provenance`` (``commit`` and ``dirty``)."""
 BYTES_PER_PARAM = 28  # float32: read theta, g, m, v; write theta, m, v
 
 
@@ -365,52 +366,6 @@ def run_case(
     return {"n_params": n_params, "n_tensors": len(params), "results": results, "times_ms": times}
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def device_info(device: torch.device) -> dict[str, Any]:
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        return {"type": "cuda", "name": props.name, "capability": f"{props.major}.{props.minor}",
-                "memory_gib": round(props.total_memory / 2**30, 1), "multiprocessors": props.multi_processor_count}
-    return {"type": "cpu", "name": _cpu_name(), "logical_cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads()}
-
-
-def versions() -> dict[str, str | None]:
-    import numpy
-
-    import radam
-
-    try:
-        import triton
-
-        triton_version: str | None = triton.__version__
-    except Exception:
-        triton_version = None
-    return {"python": platform.python_version(), "torch": torch.__version__, "triton": triton_version,
-            "numpy": numpy.__version__, "radam": radam.__version__, "cuda": torch.version.cuda}
-
-
-def git_commit() -> str | None:
-    """The checkout's commit (with ``-dirty`` if files differ), or None outside a git checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
 @contextlib.contextmanager
 def _interpreter() -> Iterator[None]:
     """``TRITON_INTERPRET=1`` for the duration (the fused path then takes CPU tensors), restored afterwards."""
@@ -453,13 +408,9 @@ def run(
     copy_mib = None if host_only else copy_mib or (1024 if kind == "cuda" else 256)
     bandwidth = None if host_only else copy_bandwidth(torch_device, n_bytes=copy_mib << 20)
     result: dict[str, Any] = {
-        "schema": 1,
+        "schema": SCHEMA,
         "mode": "host-only" if host_only else "step",
-        "command": command or "python -m radam.bench " + " ".join(sys.argv[1:]),
-        "commit": git_commit(),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "device": device_info(torch_device),
-        "versions": versions(),
+        **provenance.record(command or "python -m radam.bench " + " ".join(sys.argv[1:]), torch_device),
         "settings": {"repeats": repeats, "warmup": warmup, "lr": LR, "copy_mib": copy_mib,
                      "steps_per_turn": HOST_ONLY_STEPS_PER_TURN if host_only else 1,
                      "fused_block_size": tuning.block_size,

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["setup", "glue", "round_significant", "show_source", "table", "SEED"]
+__all__ = ["setup", "experiment_results", "provenance_line", "glue", "round_significant", "show_source", "table",
+           "SEED"]
 
 SEED = 0
 FIGURE_SIZE = (6.4, 4.0)
@@ -49,6 +50,27 @@ def setup(seed: int = SEED, threads: int = 1) -> torch.device:
         torch.backends.cudnn.benchmark = False
     _set_plot_style()
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def experiment_results(name: str, full: bool = False) -> dict[str, Any]:
+    """The results of the experiment ``name``, in one call for a chapter's ``FULL_RUN`` switch.
+
+    With ``full`` it runs the GPU-sized experiment (:func:`radam.experiments.run_experiment` with ``size="full"``: a
+    progress bar; started again after an interruption, it resumes) and returns its validated result file; without, it
+    returns the cached CPU-sized result shipped with the package (:func:`radam.experiments.load_cached`).
+    """
+    from radam.experiments import load_cached, load_results, run_experiment
+
+    if full:
+        return load_results(run_experiment(name, "full"))
+    return load_cached(name)
+
+
+def provenance_line(results: dict[str, Any]) -> str:
+    """Where a result file's numbers came from, in one line: device, torch version, commit and date."""
+    from radam import _provenance
+
+    return _provenance.summary(results["provenance"])
 
 
 def _set_plot_style() -> None:

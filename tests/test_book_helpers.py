@@ -97,3 +97,21 @@ def test_sync_repository_url_names_a_notebook_without_the_install_cell(tmp_path)
     nbformat.write(notebook, path)
     with pytest.raises(ValueError, match="only_markdown.ipynb: the first code cell is not the Colab install cell"):
         book_tools.sync_repository_url([path])
+
+
+def test_experiment_results_loads_the_cache_or_runs_the_full_size(monkeypatch):
+    """One call for a chapter's FULL_RUN switch: the cached CPU result, or the GPU-sized run's validated file."""
+    from radam import experiments
+
+    cached = radam.book.experiment_results("lr-robustness", full=False)
+    assert cached == experiments.load_cached("lr-robustness") and cached["size"] == "default"
+    assert radam.book.provenance_line(cached).startswith("device: cpu")
+    calls = []
+
+    def run_experiment(name, size):
+        calls.append((name, size))
+        return experiments.cache_path("lr-robustness")
+
+    monkeypatch.setattr(experiments, "run_experiment", run_experiment)
+    assert radam.book.experiment_results("lr-robustness", full=True) == cached
+    assert calls == [("lr-robustness", "full")]

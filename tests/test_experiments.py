@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
+import radam.book
+from radam._provenance import hardware_name
 from radam.experiments import ResultsError, get_config, load_results, run_experiment, summarize
 from radam.experiments.__main__ import main
 from radam.experiments.optimizers import frozen_steps
-from radam.experiments.results import SCHEMA, hardware_name, write_json_atomically
+from radam.experiments.results import SCHEMA, write_json_atomically
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,7 +59,10 @@ def test_transformer_warmup_runs_every_optimizer(tiny_results):
     assert doc["schema"] == SCHEMA and doc["config"] == config.to_dict()
     assert {r["optimizer"] for r in doc["runs"]} == {
         "adam", "adam-warmup-4u", "adam-warmup-2u", "adam-2k", "adam-eps", "adam-eps-torch", "radam", "radam-skip"}
-    assert doc["provenance"]["device"].startswith("cpu") and doc["provenance"]["torch_version"] == torch.__version__
+    prov = doc["provenance"]
+    assert prov["device"]["type"] == "cpu" and prov["device"]["name"] and prov["versions"]["torch"] == torch.__version__
+    assert prov["seeds"] == list(config.seeds) and isinstance(prov["dirty"], bool)
+    assert all(run["commit"] == prov["commit"] for run in doc["runs"])
     for run in doc["runs"]:
         m = run["metrics"]
         assert m["diverged_at"] is None and 2.0 < m["final_valid_loss"] < 7.0  # log(256) = 5.55 at the start
@@ -182,8 +187,10 @@ def test_worker_processes_give_the_same_results_and_resume(tmp_path):
     assert sorted(line.split(" ", 1)[0] for line in lines) == [f"{i}/{total}" for i in range(2, total + 1)]
     assert all(re.search(r"__seed\d+: \d+\.\d s, last test_accuracy \d", line) for line in lines)
     cores = os.cpu_count()
+    device = parallel["provenance"]["device"]
+    assert (device["torch_threads"], device["processes"], device["logical_cpus"]) == (max(1, cores // 2), 2, cores)
     threads = f"{max(1, cores // 2)} threads in each of 2 processes, {cores} cores visible"
-    assert parallel["provenance"]["device"].endswith(threads)
+    assert threads in radam.book.provenance_line(parallel)
     assert _metrics(parallel)[1:] == _metrics(reference)[1:]
     assert not folder.exists()
 
@@ -343,7 +350,9 @@ def _edited(change):
         (_edited(lambda doc: doc["runs"][0]["metrics"].update(log_steps=10)), "log_steps"),
         (_edited(lambda doc: doc["runs"][0]["metrics"]["train_loss"].__setitem__(0, "nan")), "train_loss"),
         (_edited(lambda doc: doc["runs"][0]["metrics"].update(diverged_at="never")), "diverged_at"),
-        (_edited(lambda doc: doc["runs"][0].update(seed=True)), "'seed'"),
+        (_edited(lambda doc: doc["runs"][0].update(seed=True)), "field 'seed'"),
+        (_edited(lambda doc: doc["provenance"].pop("dirty")), "field 'provenance' lacks 'dirty'"),
+        (_edited(lambda doc: doc["runs"][0]["metrics"]["log_steps"].pop()), "differ in length"),
     ],
 )
 def test_corrupt_result_files_are_rejected_naming_the_file(tmp_path, valid_document, corrupt, message):

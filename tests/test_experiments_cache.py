@@ -32,17 +32,19 @@ def test_cached_result_is_valid_and_matches_the_current_config(path):
         f"python -m radam.experiments run {doc['experiment']} --write-cache{' --full' if size == 'full' else ''}"
     )
     prov = doc["provenance"]
+    legacy = doc["schema"] == "radam.experiments/1"  # the first format: the device as text, git_commit
+    device = prov["device"] if legacy else f"{prov['device']['type']}: {prov['device']['name']}"
     if size == "default":
-        assert prov["device"].startswith("cpu"), f"{path.name}: the default-size cache must be a CPU run"
+        assert device.startswith("cpu"), f"{path.name}: the default-size cache must be a CPU run"
     else:
-        assert prov["device"].startswith("cuda"), f"{path.name}: the full-size cache must be a GPU run"
+        assert device.startswith("cuda"), f"{path.name}: the full-size cache must be a GPU run"
     assert prov["command"].startswith(f"python -m radam.experiments run {doc['experiment']}")
-    # The cache names the commit it was made at. The default-size caches of this version were made from a tree whose
-    # only uncommitted change was to the runner's progress lines (the commit after it), so a "+uncommitted-changes" suffix is
-    # accepted for them, with the commit itself required to be in the history; a regeneration at a clean commit
-    # removes the suffix.
-    commit = prov["git_commit"].removesuffix("+uncommitted-changes")
-    assert re.fullmatch(r"[0-9a-f]{40}", commit), f"{path.name}: no commit in its provenance"
+    # The cache names the commit it was made at. The default-size caches of the first format were made from a tree
+    # whose only uncommitted change was to the runner's progress lines (the commit after it), so a
+    # "+uncommitted-changes" suffix is accepted for them, with the commit itself required to be in the history; the
+    # current format records that case as "dirty": true, which is accepted on the same terms.
+    commit = prov["git_commit"].removesuffix("+uncommitted-changes") if legacy else prov["commit"]
+    assert commit is not None and re.fullmatch(r"[0-9a-f]{40}", commit), f"{path.name}: no commit in its provenance"
     if (ROOT / ".git").exists():
         known = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True)
         assert known.returncode == 0, f"{path.name} names commit {commit}, which is not in this repository"

@@ -67,7 +67,7 @@ def test_check_dist_refuses_a_wheel_without_its_data(tmp_path):
 def test_the_wheel_installs_into_a_clean_environment_and_takes_a_step(tmp_path):
     """The environment holds radam's declared dependencies and nothing else; pip may not reach an index, so a
     dependency missing from the wheel's metadata fails the install."""
-    python = linked_environment(tmp_path / "env", ["torch", "numpy", "scipy", "tqdm", "pip"])
+    python = linked_environment(tmp_path / "env", ["torch", "numpy", "scipy", "tqdm", "jsonschema", "pip"])
     assert not python_sees(python, "radam") and not python_sees(python, "matplotlib")
     wheel = next(built_dist().glob("*.whl"))
     report = smoke_test(wheel, radam.__version__, python=str(python), pip_args=("--no-index",))

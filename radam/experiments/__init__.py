@@ -11,18 +11,13 @@ One concept per module: :mod:`~radam.experiments.configs` (what each experiment 
 Transformer, ResNet), :mod:`~radam.experiments.tasks` (batches, loss, evaluation),
 :mod:`~radam.experiments.optimizers` (optimiser and schedule of a run), :mod:`~radam.experiments.training` (the
 loop and its checkpoints), :mod:`~radam.experiments.runner` (all runs of an experiment),
-:mod:`~radam.experiments.results` (result files).
+:mod:`~radam.experiments.results` (result files and their JSON Schema), :mod:`~radam.experiments.summary` (means
+over seeds, paired differences with intervals).
 """
 
 from radam.experiments.configs import EXPERIMENTS, ExperimentConfig, OptimizerSpec, get_config
-from radam.experiments.results import (
-    ResultsError,
-    cache_path,
-    load_cached,
-    load_results,
-    paired_difference,
-    summarize,
-)
+from radam.experiments.results import ResultsError, cache_path, load_cached, load_results
+from radam.experiments.summary import paired_difference, summarize
 from radam.experiments.runner import run_experiment
 
 __all__ = [

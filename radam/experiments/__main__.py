@@ -20,8 +20,10 @@ from pathlib import Path
 
 from radam._cli import positive_int
 from radam.experiments.configs import EXPERIMENTS, SIZES, describe, get_config
-from radam.experiments.results import ResultsError, cache_path, load_results, summarize
+from radam import _provenance
+from radam.experiments.results import ResultsError, cache_path, load_results
 from radam.experiments.runner import run_experiment
+from radam.experiments.summary import summarize
 
 
 def _format_table(document: dict) -> str:
@@ -106,8 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     prov = document["provenance"]
     print(f"{document['experiment']} ({document['size']}): {len(document['runs'])} runs")
-    for key in ("command", "git_commit", "device", "torch_version", "date"):
-        print(f"  {key}: {prov[key]}")
+    print(f"  command: {prov['command']}")
+    print(f"  {_provenance.summary(prov)}")
     print(_format_table(document))
     return 0
 

@@ -20,10 +20,11 @@ bits; the result file's ``device`` says which case applies.
 
 from __future__ import annotations
 
-import datetime as _datetime
 import json
 import multiprocessing
 import os
+import shlex
+import sys
 import shutil
 import threading
 import time
@@ -38,15 +39,8 @@ from tqdm import tqdm
 
 from radam.experiments.configs import ExperimentConfig, get_config
 from radam.experiments.optimizers import frozen_steps
-from radam.experiments.results import (
-    SCHEMA,
-    ResultsError,
-    hardware_name,
-    load_results,
-    provenance,
-    validate_results,
-    write_json_atomically,
-)
+from radam import _provenance as provenance
+from radam.experiments.results import SCHEMA, ResultsError, load_results, validate_results, write_json_atomically
 from radam.experiments.tasks import make_task
 from radam.experiments.training import StepCallback, train_run
 
@@ -111,7 +105,7 @@ def _run_and_record(
     task: Any,
     device: torch.device,
     folder: Path,
-    git_commit: str | None,
+    code: dict[str, Any],
     step_callback: StepCallback | None = None,
     progress: Any = None,
 ) -> None:
@@ -124,7 +118,7 @@ def _run_and_record(
         progress=progress, run_id=rid,
     )
     record = {"optimizer": label, "lr": lr, "seed": seed, "metrics": metrics,
-              "seconds": round(time.perf_counter() - started, 3), "git_commit": git_commit}
+              "seconds": round(time.perf_counter() - started, 3), **code}
     write_json_atomically(record, folder / f"{rid}.json")
     (folder / f"{rid}.pt").unlink(missing_ok=True)
 
@@ -165,8 +159,8 @@ def _start_worker(config: ExperimentConfig, device: str, data_root: Path | None,
     _WORKER.update(config=config, task=task, device=torch_device)
 
 
-def _run_in_worker(key: tuple[str, float, int], folder: Path, git_commit: str | None) -> tuple[str, float, int]:
-    _run_and_record(_WORKER["config"], key, _WORKER["task"], _WORKER["device"], folder, git_commit)
+def _run_in_worker(key: tuple[str, float, int], folder: Path, code: dict[str, Any]) -> tuple[str, float, int]:
+    _run_and_record(_WORKER["config"], key, _WORKER["task"], _WORKER["device"], folder, code)
     return key
 
 
@@ -177,7 +171,7 @@ def _worker_threads(jobs: int) -> int:
 
 def _run_in_workers(
     config: ExperimentConfig, pending: list[tuple[str, float, int]], jobs: int, device: torch.device,
-    folder: Path, git_commit: str | None, data_root: Path | None, download: bool, bar: Any,
+    folder: Path, code: dict[str, Any], data_root: Path | None, download: bool, bar: Any,
     finished: Callable[[tuple[str, float, int]], None],
 ) -> None:
     """Run ``pending`` in ``jobs`` fresh processes ("spawn": CUDA cannot be forked). After a failure no further run
@@ -186,7 +180,7 @@ def _run_in_workers(
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
                              initargs=(config, str(device), data_root, download, threads)) as pool:
-        futures = {pool.submit(_run_in_worker, key, folder, git_commit): key for key in pending}
+        futures = {pool.submit(_run_in_worker, key, folder, code): key for key in pending}
         remaining = set(futures)
         while remaining:
             done, remaining = wait(remaining, return_when=FIRST_COMPLETED)  # report each run as it ends
@@ -257,7 +251,7 @@ def run_experiment(
             return output
     folder = output.with_name(output.name + ".checkpoints")
     torch_device = resolve_device(device)
-    _check_folder(folder, config_dict, hardware_name(torch_device))
+    _check_folder(folder, config_dict, provenance.hardware_name(torch_device))
     _prepare_device(torch_device)
     # The code version is taken now, before any run: the commit that computes the runs, not whatever is checked out
     # when they end. Each run's record also keeps it (a resumed experiment may span several sessions).
@@ -267,7 +261,10 @@ def run_experiment(
     pending = [key for key in keys if key not in done and key in wanted]
     processes = min(jobs, len(pending)) if len(pending) > 1 else 1
     threads = _worker_threads(processes) if processes > 1 else None
-    prov = provenance(torch_device, list(config.seeds), list(argv) if argv is not None else None, threads, processes)
+    argv = sys.argv if argv is None else list(argv)
+    command = "python -m radam.experiments " + shlex.join(argv[1:]) if argv else ""
+    prov = provenance.record(command, torch_device, config.seeds, threads, processes)
+    code = {"commit": prov["commit"], "dirty": prov["dirty"]}
     scope = [key for key in keys if key in wanted]
     total = sum(config.steps + frozen_steps(config.optimizer(label)) for label, _, _ in scope)
     bar = tqdm(total=total, desc=config.name + (f" {part}" if part else ""), unit="step", disable=not progress,
@@ -282,13 +279,13 @@ def run_experiment(
 
     try:
         if processes > 1:
-            _run_in_workers(config, pending, processes, torch_device, folder, prov["git_commit"], root, download, bar,
+            _run_in_workers(config, pending, processes, torch_device, folder, code, root, download, bar,
                             finished)
         elif pending:
             task = make_task(config, torch_device, data_root=root, download=download)
             for key in pending:
                 bar.set_postfix_str(run_id(*key))
-                _run_and_record(config, key, task, torch_device, folder, prov["git_commit"], step_callback,
+                _run_and_record(config, key, task, torch_device, folder, code, step_callback,
                                 bar.update)
                 finished(key)
     finally:
@@ -301,7 +298,7 @@ def run_experiment(
         "schema": SCHEMA,
         "experiment": config.name,
         "size": config.size,
-        "provenance": {**prov, "date": _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds")},
+        "provenance": {**prov, "date": provenance.now()},
         "config": config_dict,
         "runs": runs,
     }
