@@ -6,7 +6,8 @@ Run from the command line (``python -m radam.experiments list|run|show``) or fro
     path = run_experiment("lr-robustness")             # CPU size; size="full" for the GPU size
     print(summarize(load_results(path)))
 
-One concept per module: :mod:`~radam.experiments.configs` (what each experiment runs),
+One concept per module: :mod:`~radam.experiments.specs` (what a configuration is),
+:mod:`~radam.experiments.configs` (what each named experiment runs),
 :mod:`~radam.experiments.data` (datasets, offline by default), :mod:`~radam.experiments.models` (post-/pre-LN
 Transformer, ResNet), :mod:`~radam.experiments.tasks` (batches, loss, evaluation),
 :mod:`~radam.experiments.optimizers` (optimiser and schedule of a run), :mod:`~radam.experiments.training` (the
@@ -15,10 +16,11 @@ loop and its checkpoints), :mod:`~radam.experiments.runner` (all runs of an expe
 over seeds, paired differences with intervals).
 """
 
-from radam.experiments.configs import EXPERIMENTS, ExperimentConfig, OptimizerSpec, get_config
+from radam.experiments.configs import EXPERIMENTS, get_config
 from radam.experiments.results import ResultsError, cache_path, load_cached, load_results
-from radam.experiments.summary import paired_difference, summarize
 from radam.experiments.runner import run_experiment
+from radam.experiments.specs import ExperimentConfig, OptimizerSpec
+from radam.experiments.summary import paired_difference, summarize
 
 __all__ = [
     "EXPERIMENTS",

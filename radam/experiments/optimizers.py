@@ -1,4 +1,4 @@
-r"""From an :class:`~radam.experiments.configs.OptimizerSpec` to an optimiser and its learning-rate schedule.
+r"""From an :class:`~radam.experiments.specs.OptimizerSpec` to an optimiser and its learning-rate schedule.
 
 The schedule of every run is a product of a warmup factor and a decay factor, both called with the number
 :math:`s` of steps taken since the parameters started moving (the :mod:`radam.schedules` convention):
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from radam import schedules
-from radam.experiments.configs import ExperimentConfig, OptimizerSpec
+from radam.experiments.specs import ExperimentConfig, OptimizerSpec
 from radam.variants import Adam2k, AdamEps
 
 __all__ = ["build_optimizer", "frozen_steps", "schedule_factor"]

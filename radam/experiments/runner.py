@@ -7,7 +7,7 @@ invocation with the same configuration skips finished runs and resumes the unfin
 run killed at any point ends with the same metrics as one never interrupted. With ``jobs > 1`` the runs are shared
 out to that many worker processes on the same device (small models leave a GPU mostly idle, waiting for Python;
 several processes fill it); every run seeds itself, so its numbers do not depend on which process ran it or in what
-order. ``part`` runs only the runs of one named part (:meth:`~radam.experiments.configs.ExperimentConfig.parts`, one per learning rate) into
+order. ``part`` runs only the runs of one named part (:meth:`~radam.experiments.specs.ExperimentConfig.parts`, one per learning rate) into
 the same folder: the parts of a long experiment can run in separate sessions, in any order, and the last one to
 finish writes the result file. Each run's record keeps its wall time (``seconds``, of the session that finished it) and the git commit of
 the code that computed it; the provenance's commit is that of the session that started last, its date that of the
@@ -37,10 +37,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from radam.experiments.configs import ExperimentConfig, get_config
-from radam.experiments.optimizers import frozen_steps
 from radam import _provenance as provenance
+from radam.experiments.configs import get_config
+from radam.experiments.optimizers import frozen_steps
 from radam.experiments.results import SCHEMA, ResultsError, load_results, validate_results, write_json_atomically
+from radam.experiments.specs import ExperimentConfig
 from radam.experiments.tasks import make_task
 from radam.experiments.training import StepCallback, train_run
 
@@ -220,7 +221,7 @@ def run_experiment(
 ) -> Path | None:
     """Run experiment ``name`` at ``size`` and return the path of its (validated) result file.
 
-    ``name`` may also be an :class:`~radam.experiments.configs.ExperimentConfig` (e.g. a modified one).
+    ``name`` may also be an :class:`~radam.experiments.specs.ExperimentConfig` (e.g. a modified one).
     ``data_source`` swaps the dataset (``"shakespeare"`` for the language-model experiments, ``"cifar10"`` for
     ``lr-robustness``; both read from ``data_root`` and are downloaded only with ``download=True``). An existing
     complete result file for the same configuration is returned as is unless ``force``. ``jobs`` worker processes

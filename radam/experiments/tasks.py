@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from radam.experiments import data as datasets
-from radam.experiments.configs import ExperimentConfig
+from radam.experiments.specs import ExperimentConfig
 from radam.experiments.models import ResNet, TransformerLM
 
 __all__ = ["Task", "LanguageModelTask", "ImageTask", "make_task"]

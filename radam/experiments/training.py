@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from radam.atomic import atomic_open
-from radam.experiments.configs import ExperimentConfig
+from radam.experiments.specs import ExperimentConfig
 from radam.experiments.optimizers import build_optimizer, frozen_steps, schedule_factor
 from radam.experiments.tasks import Task
 
