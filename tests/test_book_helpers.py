@@ -86,19 +86,6 @@ def test_table_refuses_a_row_of_the_wrong_length():
         radam.book.table(["a", "b"], [[1, 2, 3]])
 
 
-def test_sync_repository_url_names_a_notebook_without_the_install_cell(tmp_path):
-    import nbformat
-
-    from radam import book_tools
-
-    path = tmp_path / "only_markdown.ipynb"
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_markdown_cell("# A chapter")]
-    nbformat.write(notebook, path)
-    with pytest.raises(ValueError, match="only_markdown.ipynb: the first code cell is not the Colab install cell"):
-        book_tools.sync_repository_url([path])
-
-
 def test_experiment_results_loads_the_cache_or_runs_the_full_size(monkeypatch):
     """One call for a chapter's FULL_RUN switch: the cached CPU result, or the GPU-sized run's validated file."""
     from radam import experiments

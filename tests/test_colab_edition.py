@@ -15,13 +15,12 @@ import pytest
 from markdown_it import MarkdownIt
 from nbclient import NotebookClient
 
-from radam.book_tools import repository_url
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clean_env import COLAB_LIKE, built_dist, linked_environment, python_sees  # noqa: E402
 from tools.book_index import BookIndex, site_url  # noqa: E402
+from tools.book_tools import repository_url  # noqa: E402
 from tools.citations import escape_markdown  # noqa: E402
 from tools.colab_edition import (  # noqa: E402
     EDITION_INSTALL_MARKER, FORM_TITLE, check_site, install_cell_source, make_edition, write_editions,

@@ -10,9 +10,11 @@ import nbformat
 import pytest
 import yaml
 
-from radam.book_tools import INSTALL_CELL_MARKER, install_cell_source, installed_url, repository_url
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tools.book_tools import INSTALL_CELL_MARKER, install_cell_source, installed_url, repository_url  # noqa: E402
+
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 

@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 
 import radam
-from radam.book_tools import repository_url
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clean_env import built_dist, linked_environment, python_sees  # noqa: E402
 from tools.book_index import site_url  # noqa: E402
+from tools.book_tools import repository_url  # noqa: E402
 from tools.release_check import ReleaseError, check_dist, check_tag, package_version, smoke_test  # noqa: E402
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -31,8 +31,8 @@ from pathlib import Path
 import nbformat
 from myst_nb.ext.glue import extract_glue_data_cell
 
-from radam.book_tools import INSTALL_CELL_MARKER
 from tools.book_index import BookIndex
+from tools.book_tools import INSTALL_CELL_MARKER
 from tools.citations import Citations
 from tools.myst_markdown import EditionError, PageConverter, SiteLink
 

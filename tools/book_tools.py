@@ -1,9 +1,9 @@
 """Maintenance of the book's notebooks: the Colab install cell every chapter starts with, and re-execution.
 
-``python -m radam.book_tools execute notebooks/*.ipynb``
+``python -m tools.book_tools execute notebooks/*.ipynb``
     re-runs each notebook in place in the current environment (what ``make notebooks`` does; committed outputs are
     made this way and no other).
-``python -m radam.book_tools sync-repository-url``
+``python -m tools.book_tools sync-repository-url``
     rewrites every notebook's install cell to install from ``repository.url`` in ``_config.yml`` (for a fork).
 """
 
@@ -84,7 +84,7 @@ def execute_notebook(path: Path, timeout: int = 600) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m radam.book_tools", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.book_tools", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("execute", help="re-execute notebooks in place")
     run.add_argument("notebooks", nargs="+", type=Path)
