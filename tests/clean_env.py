@@ -25,8 +25,10 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: What a Colab runtime has that the chapters use (Colab's own numpy, torch, ...), plus Jupyter's kernel and pip
-COLAB_LIKE = ["torch", "numpy", "scipy", "tqdm", "matplotlib", "scikit-learn", "mpmath", "triton", "ipykernel", "pip"]
+#: What a Colab runtime has that the chapters use (Colab's own numpy, torch, jsonschema, ...), plus Jupyter's kernel
+#: and pip
+COLAB_LIKE = ["torch", "numpy", "scipy", "tqdm", "jsonschema", "matplotlib", "scikit-learn", "mpmath", "triton",
+              "ipykernel", "pip"]
 
 
 def dependency_closure(names: list[str]) -> list[Distribution]:

@@ -15,9 +15,10 @@ warmup over 4000 steps and Adam-2k frozen for 2000 steps, at :math:`\\beta_2 = 0
 * RAdam's own rectifier, which withholds about :math:`1.03u` steps of learning rate, as much as a linear warmup over
   :math:`2.06u` steps (:func:`radam.schedules.effective_warmup_period`).
 
-**Warmups are short against the run.** In every named configuration each optimizer's warmup (:func:`~radam.experiments.specs.warmup_span`)
-ends within ``specs.MAX_WARMUP_SHARE`` = 15 % of the steps and before the learning rate first decays;
-:func:`get_config` checks it (:meth:`~radam.experiments.specs.ExperimentConfig.check_warmups`). The CPU sizes therefore use a small
+**Warmups are short against the run.** In every named configuration each optimizer's warmup
+(:func:`~radam.experiments.specs.warmup_span`) ends within ``specs.MAX_WARMUP_SHARE`` = 15 % of the steps and before
+the learning rate first decays; :func:`get_config` checks it
+(:meth:`~radam.experiments.specs.ExperimentConfig.check_warmups`). The CPU sizes therefore use a small
 :math:`\\beta_2` (0.9: :math:`u = 10` steps), so that a run of a few hundred steps is long against its warmups.
 """
 
@@ -294,7 +295,7 @@ EXPERIMENTS = {
 
 def get_config(name: str, size: str = "default") -> ExperimentConfig:
     """The configuration of experiment ``name`` at ``size`` (``"tiny"``, ``"default"`` or ``"full"``), checked:
-    every warmup ends within 15 % of the run and before the first decay (:meth:`ExperimentConfig.check_warmups`)."""
+    every warmup ends within 15 % of the run and before the first decay (:meth:`~radam.experiments.specs.ExperimentConfig.check_warmups`)."""
     if name not in EXPERIMENTS:
         raise KeyError(f"unknown experiment {name!r}; the experiments are {sorted(EXPERIMENTS)}")
     if size not in SIZES:

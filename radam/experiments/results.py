@@ -34,7 +34,7 @@ __all__ = [
 SCHEMA = "radam.experiments/2"
 """The format this version writes."""
 READABLE_SCHEMAS = ("radam.experiments/1", SCHEMA)
-"""The formats it reads: the cached results shipped in ``radam/data/`` include files of the first."""
+"""The formats this version reads (the cached results shipped in ``radam/data/`` include files of the first)."""
 _SCHEMA_FILE = Path(__file__).resolve().with_name("results.schema.json")
 
 
@@ -119,7 +119,7 @@ def validate_results(document: Any, path: Path | str = "<memory>") -> dict[str, 
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
-    """Read and validate a result file (see :func:`validate_results`)."""
+    """Read and validate a result file (see :func:`~radam.experiments.results.validate_results`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

@@ -1,6 +1,7 @@
-r"""What an experiment is: its optimizers (:class:`OptimizerSpec`) and everything else that determines its numbers
-(:class:`ExperimentConfig`), as plain frozen data that is stored verbatim in every result file; and how long each
-optimizer warms up (:func:`warmup_span`), in units of :math:`u = 1/(1-\beta_2)` steps (see
+r"""What an experiment is: its optimizers (:class:`~radam.experiments.specs.OptimizerSpec`) and everything else that
+determines its numbers (:class:`~radam.experiments.specs.ExperimentConfig`), as plain frozen data that is stored
+verbatim in every result file; and how long each optimizer warms up
+(:func:`~radam.experiments.specs.warmup_span`), in units of :math:`u = 1/(1-\beta_2)` steps (see
 :mod:`radam.experiments.configs`, which names the book's experiments).
 """
 
@@ -175,7 +176,8 @@ class ExperimentConfig:
         return round(self.decay_milestones[0] * self.steps) if self.decay_milestones else 0
 
     def warmup_problems(self) -> list[str]:
-        """Every optimizer whose warmup (:func:`warmup_span`) is longer than ``MAX_WARMUP_SHARE`` of the run or
+        """Every optimizer whose warmup (:func:`~radam.experiments.specs.warmup_span`) is longer than
+        ``MAX_WARMUP_SHARE`` of the run or
         runs into the first learning-rate decay, each named with its numbers; empty when there is none."""
         problems = []
         limit = MAX_WARMUP_SHARE * self.steps
