@@ -72,7 +72,8 @@ repository-url: $(INSTALLED)
 
 ## On a machine with a CUDA GPU, with the python3 and torch it has (no .venv, nothing installed, no network): the
 ## tests that need the GPU (their record: radam/data/bench/cuda-GPU-tests.json), the benchmark (JSON into
-## radam/data/bench/) and the full-size experiments (radam/data/NAME-full.json), each resumable. Commit what they write, then `make notebooks`.
+## radam/data/bench/) and the full-size experiments (radam/data/NAME-full.json), each resumable. Commit what they
+## write, then `make notebooks`.
 GPU_PYTHON ?= python3
 GPU_JOBS ?= 8
 GPU_RUN := PYTHONPATH=$(CURDIR) PYTHONUNBUFFERED=1 $(GPU_PYTHON)
