@@ -54,7 +54,7 @@ clean:
 
 ## The Colab edition of every chapter in _build/colab/notebooks (plain Markdown, glued numbers filled in, the install
 ## cell pinned to this commit); when `make book` has built the site, every link into it is checked too.
-.PHONY: colab actionlint
+.PHONY: colab actionlint lint format
 colab: $(INSTALLED)
 	$(PY) -m tools.colab_edition --out _build/colab $(if $(wildcard _build/html/index.html),--check-site _build/html)
 
@@ -92,3 +92,13 @@ gpu-experiments:
 			$(GPU_RUN) -m radam.experiments run $$name --full --part $$part --write-cache --jobs $(GPU_JOBS) --no-progress || exit 1; \
 		done; \
 	done
+
+## ruff (pinned in requirements.txt, configured in pyproject.toml): the lint rules, and the code formatted as ruff
+## formats it. `make format` rewrites the files.
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check radam tests tools
+	$(VENV)/bin/ruff format --check radam tests tools
+
+format: $(INSTALLED)
+	$(VENV)/bin/ruff check --fix radam tests tools
+	$(VENV)/bin/ruff format radam tests tools
