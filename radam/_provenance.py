@@ -36,10 +36,16 @@ def git_commit() -> tuple[str | None, bool]:
     """The commit of the checkout the package runs from and whether tracked files differ from it: ``(None, False)``
     outside a git checkout (an installed package)."""
     try:
-        commit = subprocess.run(["git", "-C", str(_PACKAGE), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        changes = subprocess.run(["git", "-C", str(_PACKAGE), "status", "--porcelain", "--untracked-files=no"],
-                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(_PACKAGE), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "-C", str(_PACKAGE), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None, False
     return commit, bool(changes)
@@ -68,12 +74,20 @@ def device_info(device: torch.device, threads: int | None = None, processes: int
     worker processes shared the device."""
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        info: dict[str, Any] = {"type": "cuda", "name": props.name, "capability": f"{props.major}.{props.minor}",
-                                "memory_gib": round(props.total_memory / 2**30, 1),
-                                "multiprocessors": props.multi_processor_count}
+        info: dict[str, Any] = {
+            "type": "cuda",
+            "name": props.name,
+            "capability": f"{props.major}.{props.minor}",
+            "memory_gib": round(props.total_memory / 2**30, 1),
+            "multiprocessors": props.multi_processor_count,
+        }
     else:
-        info = {"type": device.type, "name": _cpu_name(), "logical_cpus": os.cpu_count(),
-                "torch_threads": torch.get_num_threads() if threads is None else threads}
+        info = {
+            "type": device.type,
+            "name": _cpu_name(),
+            "logical_cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads() if threads is None else threads,
+        }
     if processes > 1:
         info["processes"] = processes
     return info
@@ -91,8 +105,14 @@ def versions() -> dict[str, str | None]:
         triton_version: str | None = triton.__version__
     except Exception:  # not installed, or broken on this machine
         triton_version = None
-    return {"python": platform.python_version(), "torch": torch.__version__, "triton": triton_version,
-            "numpy": numpy.__version__, "radam": radam.__version__, "cuda": torch.version.cuda}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "triton": triton_version,
+        "numpy": numpy.__version__,
+        "radam": radam.__version__,
+        "cuda": torch.version.cuda,
+    }
 
 
 def now() -> str:
@@ -100,13 +120,24 @@ def now() -> str:
     return _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def record(command: str, device: torch.device, seeds: Sequence[int] | None = None, threads: int | None = None,
-           processes: int = 1) -> dict[str, Any]:
+def record(
+    command: str,
+    device: torch.device,
+    seeds: Sequence[int] | None = None,
+    threads: int | None = None,
+    processes: int = 1,
+) -> dict[str, Any]:
     """The provenance of a result computed now on ``device`` by ``command`` (see the module docstring); ``seeds`` is
     left out when None."""
     commit, dirty = git_commit()
-    result: dict[str, Any] = {"command": command, "commit": commit, "dirty": dirty, "date": now(),
-                              "device": device_info(device, threads, processes), "versions": versions()}
+    result: dict[str, Any] = {
+        "command": command,
+        "commit": commit,
+        "dirty": dirty,
+        "date": now(),
+        "device": device_info(device, threads, processes),
+        "versions": versions(),
+    }
     if seeds is not None:
         result["seeds"] = [int(seed) for seed in seeds]
     return result

@@ -26,8 +26,16 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["setup", "experiment_results", "provenance_line", "glue", "round_significant", "show_source", "table",
-           "SEED"]
+__all__ = [
+    "setup",
+    "experiment_results",
+    "provenance_line",
+    "glue",
+    "round_significant",
+    "show_source",
+    "table",
+    "SEED",
+]
 
 SEED = 0
 FIGURE_SIZE = (6.4, 4.0)
@@ -224,14 +232,14 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]], digits: int = 4)
     """A table of a chapter's results: an HTML table in the book, aligned plain text where Markdown is not shown.
 
     Numbers are rounded to ``digits`` significant digits (:func:`round_significant`; whole numbers from 10,000 up get
-    thousands separators, ``1.2e-07`` is written ``1.2e-7``); a string is shown as it is, so a cell can carry its own format,
-    e.g. ``f"{error:+.1%}"``, or ``"\u2014"`` for a value that does not exist. Columns of numbers (formatted or not) are
-    right-aligned. A cell ending in ``radam.book.table(...)``
-    displays it.
+    thousands separators, ``1.2e-07`` is written ``1.2e-7``); a string is shown as it is, so a cell can carry its own
+    format, e.g. ``f"{error:+.1%}"``, or ``"\u2014"`` for a value that does not exist. Columns of numbers (formatted
+    or not) are right-aligned. A cell ending in ``radam.book.table(...)`` displays it.
     """
     header = [str(cell) for cell in header]
-    raw_rows = [[value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value for value in row]
-                for row in rows]  # numpy functions return 0-d arrays for scalar input
+    raw_rows = [
+        [value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value for value in row] for row in rows
+    ]  # numpy functions return 0-d arrays for scalar input
     for row in raw_rows:
         if len(row) != len(header):
             raise ValueError(f"every row needs {len(header)} cells (one per column), got {len(row)}: {row}")

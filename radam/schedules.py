@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable
-from typing import Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -48,7 +47,7 @@ __all__ = [
     "warmup_length",
 ]
 
-Factor = Union[float, np.ndarray]
+Factor = float | np.ndarray
 Schedule = Callable[[ArrayLike], Factor]
 
 

@@ -27,8 +27,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: What a Colab runtime has that the chapters use (Colab's own numpy, torch, jsonschema, ...), plus Jupyter's kernel
 #: and pip
-COLAB_LIKE = ["torch", "numpy", "scipy", "tqdm", "jsonschema", "matplotlib", "scikit-learn", "mpmath", "triton",
-              "ipykernel", "pip"]
+COLAB_LIKE = [
+    "torch",
+    "numpy",
+    "scipy",
+    "tqdm",
+    "jsonschema",
+    "matplotlib",
+    "scikit-learn",
+    "mpmath",
+    "triton",
+    "ipykernel",
+    "pip",
+]
 
 
 def dependency_closure(names: list[str]) -> list[Distribution]:
@@ -53,8 +64,14 @@ def linked_environment(folder: Path, names: list[str]) -> Path:
     """Make a virtual environment in ``folder`` holding ``names`` and their dependencies; return its python."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
     python = folder / "bin" / "python"
-    purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                                  capture_output=True, text=True, check=True).stdout.strip())
+    purelib = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     for dist in dependency_closure(names):
         for top in sorted({f.parts[0] for f in dist.files or []}):
             if top in ("..", "__pycache__"):
@@ -76,8 +93,9 @@ def built_dist() -> Path:
     """``python -m build`` of this checkout (sdist and wheel), as the release workflow makes them; built once."""
     out = Path(tempfile.mkdtemp(prefix="radam-dist-"))
     atexit.register(shutil.rmtree, out, ignore_errors=True)
-    result = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise RuntimeError(f"python -m build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return out

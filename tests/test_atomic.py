@@ -28,8 +28,10 @@ def test_permissions_are_those_of_an_ordinary_file(tmp_path):
 
 def test_no_process_wide_state_is_touched(tmp_path, monkeypatch):
     """Toggling the umask to read it would give files created meanwhile by other threads the wrong permissions."""
+
     def forbidden(*args):
         raise AssertionError("os.umask changes the whole process")
+
     monkeypatch.setattr(os, "umask", forbidden)
     write_json_atomically({"a": 1}, tmp_path / "r.json")
     assert json.loads((tmp_path / "r.json").read_text()) == {"a": 1}

@@ -12,8 +12,9 @@ import torch
 
 from radam import bench, fused
 
-needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
-                                  reason="the host-only mode runs the fused path, which needs Triton")
+needs_triton = pytest.mark.skipif(
+    importlib.util.find_spec("triton") is None, reason="the host-only mode runs the fused path, which needs Triton"
+)
 
 
 def test_gpt2_small_shapes():
@@ -33,8 +34,15 @@ def tiny_case(monkeypatch):
 
 
 def test_run_records_provenance_and_results(tiny_case):
-    result = bench.run("cpu", cases=["tiny"], impls=["radam-default", "torch-radam-default", "radam-fused"],
-                       repeats=3, warmup=1, command="test", copy_mib=1)
+    result = bench.run(
+        "cpu",
+        cases=["tiny"],
+        impls=["radam-default", "torch-radam-default", "radam-fused"],
+        repeats=3,
+        warmup=1,
+        command="test",
+        copy_mib=1,
+    )
     assert result["device"]["type"] == "cpu" and result["device"]["name"]
     assert result["versions"]["torch"] == torch.__version__
     assert result["command"] == "test" and result["date"].endswith("+00:00")
@@ -135,8 +143,24 @@ def test_write_json_is_atomic(tmp_path):
 
 
 def test_cli_writes_json_named_after_the_device(tiny_case, tmp_path, capsys):
-    result = bench.main(["--device", "cpu", "--cases", "tiny", "--impls", "radam-default,torch-radam-default",
-                         "--repeats", "2", "--warmup", "1", "--copy-mib", "1", "--out-dir", str(tmp_path)])
+    result = bench.main(
+        [
+            "--device",
+            "cpu",
+            "--cases",
+            "tiny",
+            "--impls",
+            "radam-default,torch-radam-default",
+            "--repeats",
+            "2",
+            "--warmup",
+            "1",
+            "--copy-mib",
+            "1",
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
     (written,) = tmp_path.iterdir()
     assert written.name == bench.default_filename(result) and written.name.startswith("cpu-")
     saved = json.loads(written.read_text())
@@ -145,13 +169,18 @@ def test_cli_writes_json_named_after_the_device(tiny_case, tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--device", "cpu", "--impls", "no-such-implementation"])
     capsys.readouterr()
-    for arguments, message in ((["--host-only", "--device", "cuda"], "runs on the CPU"),
-                               (["--fused-block-size", "48"], "--fused-block-size must be a power of two")):
+    for arguments, message in (
+        (["--host-only", "--device", "cuda"], "runs on the CPU"),
+        (["--fused-block-size", "48"], "--fused-block-size must be a power of two"),
+    ):
         with pytest.raises(SystemExit) as info:
             bench.main(arguments)
         assert info.value.code == 2 and message in capsys.readouterr().err
-    for option, value, message in (("--repeats", "0", "0 is less than 1"), ("--warmup", "-1", "-1 is less than 0"),
-                                   ("--threads", "two", "'two' is not an integer")):
+    for option, value, message in (
+        ("--repeats", "0", "0 is less than 1"),
+        ("--warmup", "-1", "-1 is less than 0"),
+        ("--threads", "two", "'two' is not an integer"),
+    ):
         with pytest.raises(SystemExit) as info:
             bench.main(["--device", "cpu", option, value])
         assert info.value.code == 2 and option in (err := capsys.readouterr().err) and message in err
@@ -162,13 +191,28 @@ def test_cli_host_only_writes_json_and_leaves_the_fused_defaults_alone(tiny_case
     """The fused tunables reach the run as arguments: the module's defaults stay as they were."""
     default = fused.DEFAULT_TUNING
     out = tmp_path / "host.json"
-    result = bench.main(["--host-only", "--cases", "tiny", "--repeats", "2", "--warmup", "1",
-                         "--fused-block-size", "64", "--out", str(out)])
+    result = bench.main(
+        [
+            "--host-only",
+            "--cases",
+            "tiny",
+            "--repeats",
+            "2",
+            "--warmup",
+            "1",
+            "--fused-block-size",
+            "64",
+            "--out",
+            str(out),
+        ]
+    )
     assert fused.DEFAULT_TUNING is default and fused.DEFAULT_TUNING.block_size == fused.BLOCK_SIZE
     saved = json.loads(out.read_text())
     assert saved == json.loads(json.dumps(result)) and saved["settings"]["fused_block_size"] == 64
-    assert saved["command"] == "python -m radam.bench --host-only --cases tiny --repeats 2 --warmup 1 " \
-                               f"--fused-block-size 64 --out {out}"
+    assert (
+        saved["command"] == "python -m radam.bench --host-only --cases tiny --repeats 2 --warmup 1 "
+        f"--fused-block-size 64 --out {out}"
+    )
     assert "Host time of a fused step" in capsys.readouterr().out
 
 

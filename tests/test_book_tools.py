@@ -37,9 +37,11 @@ def test_sync_repository_url_rewrites_the_install_cell(tmp_path):
 
 def test_the_package_needs_none_of_the_notebook_tooling():
     """Importing every part of radam loads neither nbformat, nbclient nor yaml (not the package's dependencies)."""
-    code = ("import sys, radam, radam.book, radam.bench, radam.experiments, radam.theory, radam.schedules\n"
-            "import radam.experiments.__main__\n"
-            "print(sorted(m for m in ('nbformat', 'nbclient', 'yaml') if m in sys.modules))")
+    code = (
+        "import sys, radam, radam.book, radam.bench, radam.experiments, radam.theory, radam.schedules\n"
+        "import radam.experiments.__main__\n"
+        "print(sorted(m for m in ('nbformat', 'nbclient', 'yaml') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip() == "[]"
     assert not (ROOT / "radam" / "book_tools.py").exists()

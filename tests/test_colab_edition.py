@@ -19,11 +19,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clean_env import COLAB_LIKE, built_dist, linked_environment, python_sees  # noqa: E402
+
 from tools.book_index import BookIndex, site_url  # noqa: E402
 from tools.book_tools import repository_url  # noqa: E402
 from tools.citations import escape_markdown  # noqa: E402
 from tools.colab_edition import (  # noqa: E402
-    EDITION_INSTALL_MARKER, FORM_TITLE, check_site, install_cell_source, make_edition, write_editions,
+    EDITION_INSTALL_MARKER,
+    FORM_TITLE,
+    check_site,
+    install_cell_source,
+    make_edition,
+    write_editions,
 )
 from tools.myst_markdown import EditionError, SiteLink  # noqa: E402
 from tools.publish_branch import publish  # noqa: E402
@@ -171,7 +177,8 @@ def small_book(tmp_path: Path, cells: list, tags: dict | None = None) -> BookInd
     """A book with a home page, a bibliography page and one chapter made of ``cells`` (Markdown text or code)."""
     (tmp_path / "book").mkdir()
     (tmp_path / "notebooks").mkdir()
-    (tmp_path / "_config.yml").write_text(textwrap.dedent("""\
+    (tmp_path / "_config.yml").write_text(
+        textwrap.dedent("""\
         title: A small book
         repository: {url: "https://github.com/someone/small-book", branch: colab}
         bibtex_bibfiles: [book/refs.bib]
@@ -179,13 +186,16 @@ def small_book(tmp_path: Path, cells: list, tags: dict | None = None) -> BookInd
           config:
             bibtex_cite_id: "cite-{key}"
             mathjax3_config: {tex: {macros: {E: "\\\\mathbb{E}"}}}
-        """))
-    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
-                                       "  - file: notebooks/01_a\n  - file: book/references\n")
+        """)
+    )
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nchapters:\n  - file: notebooks/01_a\n  - file: book/references\n"
+    )
     (tmp_path / "book" / "intro.md").write_text("# Home\n\n$$ x $$ (eq-home)\n")
     (tmp_path / "book" / "references.md").write_text("# References\n\n```{bibliography}\n```\n")
     (tmp_path / "book" / "refs.bib").write_text(
-        "@article{doe2020, title={T}, author={Doe, Jane and Roe, Rick}, journal={J}, year={2020}}\n")
+        "@article{doe2020, title={T}, author={Doe, Jane and Roe, Rick}, journal={J}, year={2020}}\n"
+    )
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     for cell in cells:
@@ -206,8 +216,11 @@ def install_cell():
 def glue_cell(**values):
     cell = nbformat.v4.new_code_cell("glue(...)", execution_count=2)
     cell.outputs = [
-        nbformat.v4.new_output("display_data", data={"application/papermill.record/text/plain": text},
-                               metadata={"scrapbook": {"name": key, "mime_prefix": "application/papermill.record/"}})
+        nbformat.v4.new_output(
+            "display_data",
+            data={"application/papermill.record/text/plain": text},
+            metadata={"scrapbook": {"name": key, "mime_prefix": "application/papermill.record/"}},
+        )
         for key, text in values.items()
     ] + [nbformat.v4.new_output("stream", name="stdout", text="printed\n")]
     return cell
@@ -220,8 +233,11 @@ def convert(tmp_path, markdown, extra_cells=(), tags=None):
 
 
 def test_glue_roles_print_what_the_site_prints(tmp_path):
-    nb, _ = convert(tmp_path, "# A\n\n{glue:}`x`, {glue:text}`x:.2f`, {glue:text}`name`, {glue:}`name`, {glue:}`l`.\n",
-                    [glue_cell(x="0.12345", name="'H200'", l="[1, 2]")])
+    nb, _ = convert(
+        tmp_path,
+        "# A\n\n{glue:}`x`, {glue:text}`x:.2f`, {glue:text}`name`, {glue:}`name`, {glue:}`l`.\n",
+        [glue_cell(x="0.12345", name="'H200'", l="[1, 2]")],
+    )
     assert nb.cells[0].source.rstrip().endswith("0.12345, 0.12, H200, 'H200', &#91;1, 2&#93;.")
     outputs = nb.cells[2].outputs
     assert [o.output_type for o in outputs] == ["stream"], "glue records are dropped, other outputs kept"
@@ -233,7 +249,9 @@ def test_a_missing_glue_key_names_the_cell_and_the_key(tmp_path):
 
 
 def test_equations_citations_and_references(tmp_path):
-    nb, links = convert(tmp_path, r"""
+    nb, links = convert(
+        tmp_path,
+        r"""
         # A
 
         (sec-a)=
@@ -250,7 +268,8 @@ def test_equations_citations_and_references(tmp_path):
 
         See {eq}`eq-a`, {eq}`eq-home`, {eq}`the second <eq-b>`, {ref}`sec-a`, [](#eq-b) and {cite:t}`doe2020`
         {cite:p}`doe2020`. {doc}`../book/references`, {func}`~numpy.sum`.
-        """)
+        """,
+    )
     text = nb.cells[0].source
     page = "https://someone.github.io/small-book/notebooks/01_a.html"
     assert "\\mathbb{E}[x] = 1\n\\tag{2}\n$$" in text and "y = 2\n\\tag{3}\n$$" in text  # the home page has (1)
@@ -265,7 +284,9 @@ def test_equations_citations_and_references(tmp_path):
 
 
 def test_exercises_solutions_and_admonitions(tmp_path):
-    nb, _ = convert(tmp_path, """
+    nb, _ = convert(
+        tmp_path,
+        """
         # A
 
         :::{exercise} A title
@@ -291,7 +312,8 @@ def test_exercises_solutions_and_admonitions(tmp_path):
         :class: dropdown
         Folded.
         ```
-        """)
+        """,
+    )
     text = nb.cells[0].source
     assert "### Exercise 1 (A title)\n\nDo *this*." in text
     solution = "<details>\n<summary>Solution to Exercise 1</summary>\n\nBecause.\n\n```python\nprint(1)\n```\n\n"
@@ -302,11 +324,13 @@ def test_exercises_solutions_and_admonitions(tmp_path):
 
 
 def test_an_unknown_directive_is_an_error_not_a_leftover(tmp_path):
-    for number, (markdown, message) in enumerate([
-        ("::::{tab-set}\nx\n::::", r"cell 0: the directive \{tab-set\}"),
-        ("{ref}`ex-none`", r"cell 0: a reference to 'ex-none'"),
-        ("{abbr}`A (a)`", r"cell 0: the role \{abbr\}"),
-    ]):
+    for number, (markdown, message) in enumerate(
+        [
+            ("::::{tab-set}\nx\n::::", r"cell 0: the directive \{tab-set\}"),
+            ("{ref}`ex-none`", r"cell 0: a reference to 'ex-none'"),
+            ("{abbr}`A (a)`", r"cell 0: the role \{abbr\}"),
+        ]
+    ):
         (tmp_path / str(number)).mkdir()
         with pytest.raises(EditionError, match=message):
             convert(tmp_path / str(number), f"# A\n\n{markdown}\n")
@@ -317,8 +341,12 @@ def test_hidden_code_is_kept_and_folded(tmp_path):
     hidden.outputs = [nbformat.v4.new_output("stream", name="stdout", text="ok\n")]
     removed = nbformat.v4.new_code_cell("later = check", execution_count=4)
     removed.outputs = [nbformat.v4.new_output("stream", name="stdout", text="noise\n")]
-    nb, _ = convert(tmp_path, "# A\n", [hidden, removed, nbformat.v4.new_markdown_cell("internal")],
-                    tags={2: ["remove-input"], 3: ["remove-cell"], 4: ["remove-cell"]})
+    nb, _ = convert(
+        tmp_path,
+        "# A\n",
+        [hidden, removed, nbformat.v4.new_markdown_cell("internal")],
+        tags={2: ["remove-input"], 3: ["remove-cell"], 4: ["remove-cell"]},
+    )
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code[0].source.startswith(EDITION_INSTALL_MARKER)
     assert code[1].source == f"{FORM_TITLE}\ncheck = 1" and code[1].metadata["cellView"] == "form"
@@ -334,11 +362,19 @@ def test_check_site_finds_missing_anchors_and_other_numbers(tmp_path):
     (site / "notebooks").mkdir(parents=True)
     button = "https://colab.research.google.com/github/someone/small-book/blob/colab/notebooks/01_a.ipynb"
     (site / "notebooks" / "01_a.html").write_text(
-        f'<a href="{button}"></a><div id="equation-eq-a">\n<span class="eqno">(2)<a></a></span></div>')
+        f'<a href="{button}"></a><div id="equation-eq-a">\n<span class="eqno">(2)<a></a></span></div>'
+    )
     page = "https://someone.github.io/small-book/notebooks/01_a.html"
     assert check_site(site, index, [SiteLink(f"{page}#equation-eq-a", "equation", "(2)")]) == []
-    problems = check_site(site, index, [SiteLink(f"{page}#equation-eq-a", "equation", "(3)"),
-                                        SiteLink(f"{page}#nowhere"), SiteLink(page.replace("01_a", "02_b"))])
+    problems = check_site(
+        site,
+        index,
+        [
+            SiteLink(f"{page}#equation-eq-a", "equation", "(3)"),
+            SiteLink(f"{page}#nowhere"),
+            SiteLink(page.replace("01_a", "02_b")),
+        ],
+    )
     assert len(problems) == 3 and "(3)" in problems[0] + problems[1] + problems[2]
     (site / "notebooks" / "01_a.html").write_text("no button")
     assert any("Colab button" in p for p in check_site(site, index, []))
@@ -364,7 +400,10 @@ def test_publish_adds_one_commit_per_change_to_the_branch(tmp_path, monkeypatch)
     for key in ("AUTHOR", "COMMITTER"):
         monkeypatch.setenv(f"GIT_{key}_NAME", "test")
         monkeypatch.setenv(f"GIT_{key}_EMAIL", "test@example.org")
-    git = lambda *a, cwd=tmp_path: subprocess.run(["git", *a], cwd=cwd, check=True, capture_output=True, text=True)
+
+    def git(*a, cwd=tmp_path):
+        return subprocess.run(["git", *a], cwd=cwd, check=True, capture_output=True, text=True)
+
     git("init", "--quiet", "--bare", "remote.git")
     git("init", "--quiet", "clone")
     clone = tmp_path / "clone"
@@ -394,16 +433,20 @@ def colab_like_kernel(tmp_path_factory):
     kernels = folder / "jupyter"
     spec = kernels / "kernels" / "colab-like"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Colab-like", "language": "python",
-    }))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Colab-like",
+                "language": "python",
+            }
+        )
+    )
     wheel = next(built_dist().glob("*.whl"))
     return kernels, python, wheel
 
 
-def test_every_edition_runs_top_to_bottom_in_a_clean_environment(editions, colab_like_kernel, tmp_path,
-                                                                monkeypatch):
+def test_every_edition_runs_top_to_bottom_in_a_clean_environment(editions, colab_like_kernel, tmp_path, monkeypatch):
     """Each install cell, pointed at the wheel of this checkout instead of the network, installs radam into an
     environment that lacks it; every cell then runs, from an empty folder (Colab has no repository files).
 
@@ -426,8 +469,9 @@ def test_every_edition_runs_top_to_bottom_in_a_clean_environment(editions, colab
 
     async def execute(name, nb, slots):
         async with slots:
-            client = NotebookClient(nb, timeout=600, kernel_name="colab-like",
-                                    resources={"metadata": {"path": str(tmp_path / name)}})
+            client = NotebookClient(
+                nb, timeout=600, kernel_name="colab-like", resources={"metadata": {"path": str(tmp_path / name)}}
+            )
             try:
                 await client.async_execute()
             except Exception as error:  # noqa: BLE001 (reported with the edition's name below)

@@ -29,10 +29,13 @@ def test_lower_levels_are_the_ones_below_this_processor():
     assert run("lower").strip() == expected
 
 
-@pytest.mark.parametrize(("level", "torch_kernels", "numpy_avx2", "blas"), [
-    ("avx2", "AVX2", "True", "Haswell"),
-    ("default", "DEFAULT", "False", "Nehalem"),
-])
+@pytest.mark.parametrize(
+    ("level", "torch_kernels", "numpy_avx2", "blas"),
+    [
+        ("avx2", "AVX2", "True", "Haswell"),
+        ("default", "DEFAULT", "False", "Nehalem"),
+    ],
+)
 def test_a_level_holds_torch_numpy_and_openblas(level, torch_kernels, numpy_avx2, blas):
     if level not in run("lower").split():
         pytest.skip(f"this processor's own level is {OWN}")

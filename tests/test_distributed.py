@@ -25,8 +25,8 @@ import functools
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -78,8 +78,14 @@ VARIANT_OPTIONS = {  # options torch lacks: compared with a single-process radam
 }
 FUSED_OPTIONS = {  # fused=True on each rank's local shards, in Triton's interpreter: compared with one process
     "fused": {"fused": True},
-    "fused-variants": {"fused": True, "degenerate": "skip", "rectifier": "exact", "amsgrad": True,
-                       "weight_decay": 0.1, "decoupled_weight_decay": True},
+    "fused-variants": {
+        "fused": True,
+        "degenerate": "skip",
+        "rectifier": "exact",
+        "amsgrad": True,
+        "weight_decay": 0.1,
+        "decoupled_weight_decay": True,
+    },
 }
 WRAPPERS = ("ddp", "fsdp2")
 
@@ -153,8 +159,9 @@ def shard_with_fsdp2(model: TinyRegressor) -> TinyRegressor:
 
 def make_optimizer(model: nn.Module) -> radam.RAdam:
     # [start optimizer]
-    optimizer = radam.RAdam(model.parameters(), lr=LR, degenerate="skip", weight_decay=0.1,
-                            decoupled_weight_decay=True, amsgrad=True)  # any options: each rank steps its shards
+    optimizer = radam.RAdam(
+        model.parameters(), lr=LR, degenerate="skip", weight_decay=0.1, decoupled_weight_decay=True, amsgrad=True
+    )  # any options: each rank steps its shards
     # [end optimizer]
     return optimizer
 
@@ -199,8 +206,10 @@ def wrap(wrapper: str, model: TinyRegressor) -> nn.Module:
 def full_params(model: nn.Module) -> dict[str, torch.Tensor]:
     """This rank's parameters by name, whole: DDP's replica, or FSDP2's shards gathered from every rank."""
     module = model.module if isinstance(model, DistributedDataParallel) else model
-    return {name: (p.full_tensor() if isinstance(p, DTensor) else p).detach().clone()
-            for name, p in module.named_parameters()}
+    return {
+        name: (p.full_tensor() if isinstance(p, DTensor) else p).detach().clone()
+        for name, p in module.named_parameters()
+    }
 
 
 def local_tensor(tensor: torch.Tensor) -> torch.Tensor:
@@ -231,8 +240,9 @@ def train_side_by_side(rank: int, wrapper: str) -> dict[str, dict[str, torch.Ten
     else:
         model = DistributedDataParallel(model)
     copies = model.module.copies if wrapper == "ddp" else model.copies
-    optimizer = radam.RAdam([{"params": copies[name].parameters(), **options} for name, (options, _) in sets.items()],
-                            lr=LR)
+    optimizer = radam.RAdam(
+        [{"params": copies[name].parameters(), **options} for name, (options, _) in sets.items()], lr=LR
+    )
     for step in range(STEPS):
         inputs, targets = batch(step, torch.float64)
         outputs = model(inputs[rank])
@@ -258,8 +268,10 @@ def checkpoint_run(rank: int, wrapper: str, directory: Path) -> dict:
     model = wrap(wrapper, make_model())
     optimizer = make_optimizer(model)
     train(model, optimizer, rank, range(SAVE_AFTER))
-    saved = {key: (type(value).__name__, tuple(local_tensor(value).shape))
-             for key, value in get_optimizer_state_dict(model, optimizer)["state"]["hidden.weight"].items()}
+    saved = {
+        key: (type(value).__name__, tuple(local_tensor(value).shape))
+        for key, value in get_optimizer_state_dict(model, optimizer)["state"]["hidden.weight"].items()
+    }
     save_checkpoint(model, optimizer, directory)
 
     model = wrap(wrapper, make_model(seed=1))
@@ -296,8 +308,18 @@ def fused_errors() -> dict[str, str | bool]:
         params = list(model.parameters())
         zeros = [[torch.zeros_like(p) for p in params] for _ in range(2)]
         try:  # the functional step, given the DTensors themselves
-            radam.functional.radam(params, [p.grad for p in params], *zeros, [torch.zeros(()) for _ in params],
-                                   beta1=0.9, beta2=0.999, lr=LR, weight_decay=0.0, eps=1e-8, fused=True)
+            radam.functional.radam(
+                params,
+                [p.grad for p in params],
+                *zeros,
+                [torch.zeros(()) for _ in params],
+                beta1=0.9,
+                beta2=0.999,
+                lr=LR,
+                weight_decay=0.0,
+                eps=1e-8,
+                fused=True,
+            )
         except RuntimeError as error:
             errors["functional"] = str(error)
     return errors
@@ -308,8 +330,9 @@ def run_rank(rank: int, port: int, out_dir: str) -> None:
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # the loopback interface only
     torch.set_num_threads(1)
     store = dist.TCPStore("127.0.0.1", port, is_master=False, timeout=datetime.timedelta(seconds=60))
-    dist.init_process_group("gloo", store=store, rank=rank, world_size=WORLD_SIZE,
-                            timeout=datetime.timedelta(seconds=60))
+    dist.init_process_group(
+        "gloo", store=store, rank=rank, world_size=WORLD_SIZE, timeout=datetime.timedelta(seconds=60)
+    )
     try:
         results: dict = {}
         for wrapper in WRAPPERS:
@@ -418,8 +441,9 @@ def test_each_variant_changes_the_trajectory(ranks):
     """So that the comparisons above tell the option sets apart (capturable and fused take the default step by other
     means)."""
     runs = ranks[0]["fsdp2"]
-    changed = [f"{name}-foreach-False" for name in [*TORCH_OPTIONS, *VARIANT_OPTIONS]
-               if name not in ("defaults", "capturable")] + ["fused-variants"]
+    changed = [
+        f"{name}-foreach-False" for name in [*TORCH_OPTIONS, *VARIANT_OPTIONS] if name not in ("defaults", "capturable")
+    ] + ["fused-variants"]
     for name in changed:
         assert differing_elements(runs[name], runs["defaults-foreach-False"]) > 0, name
 

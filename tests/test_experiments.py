@@ -58,7 +58,15 @@ def test_transformer_warmup_runs_every_optimizer(tiny_results):
     config = get_config("transformer-warmup", "tiny")
     assert doc["schema"] == SCHEMA and doc["config"] == config.to_dict()
     assert {r["optimizer"] for r in doc["runs"]} == {
-        "adam", "adam-warmup-4u", "adam-warmup-2u", "adam-2k", "adam-eps", "adam-eps-torch", "radam", "radam-skip"}
+        "adam",
+        "adam-warmup-4u",
+        "adam-warmup-2u",
+        "adam-2k",
+        "adam-eps",
+        "adam-eps-torch",
+        "radam",
+        "radam-skip",
+    }
     prov = doc["provenance"]
     assert prov["device"]["type"] == "cpu" and prov["device"]["name"] and prov["versions"]["torch"] == torch.__version__
     assert prov["seeds"] == list(config.seeds) and isinstance(prov["dirty"], bool)
@@ -124,8 +132,9 @@ def _metrics(doc):
     return [(r["optimizer"], r["lr"], r["seed"], r["metrics"]) for r in doc["runs"]]
 
 
-@pytest.mark.parametrize("name, labels", [("transformer-warmup", ("adam", "adam-2k")),
-                                          ("lr-robustness", ("sgd", "radam"))])
+@pytest.mark.parametrize(
+    "name, labels", [("transformer-warmup", ("adam", "adam-2k")), ("lr-robustness", ("sgd", "radam"))]
+)
 def test_resume_after_interruption_gives_identical_metrics(tmp_path, name, labels):
     config = _small(name, labels)
     reference = load_results(run_experiment(config, output=tmp_path / "reference.json", progress=False))
@@ -156,8 +165,14 @@ def test_resume_after_sigkill_of_a_subprocess(tmp_path):
                 os.kill(os.getpid(), signal.SIGKILL)
         run_experiment(config, output={str(output)!r}, progress=False, step_callback=die)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin"},
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == -9, proc.stderr
     config = get_config("lr-robustness", "tiny")
     config = config.replace(optimizers=config.optimizers[:1], lrs=config.lrs[:2])
@@ -234,8 +249,11 @@ def test_workers_end_when_the_experiment_process_is_killed(tmp_path):
     deadline = time.monotonic() + 20
     while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
-    alive = [pid for pid in workers if Path(f"/proc/{pid}/status").exists()
-             and "zombie" not in Path(f"/proc/{pid}/status").read_text()]
+    alive = [
+        pid
+        for pid in workers
+        if Path(f"/proc/{pid}/status").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    ]
     assert alive == []
 
 
@@ -243,15 +261,18 @@ def test_a_script_without_a_main_guard_gets_a_clear_error(tmp_path):
     """A script that calls run_experiment(jobs=2) at top level: 'spawn' re-imports it in each worker, which dies;
     the error says why instead of a bare BrokenProcessPool."""
     script = tmp_path / "unguarded.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         from radam.experiments import get_config, run_experiment
         config = get_config("lr-robustness", "tiny")
         run_experiment(config.replace(optimizers=config.optimizers[:1]), output={str(tmp_path / "r.json")!r},
                        progress=False, jobs=2)
-    """))
+    """)
+    )
     environment = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin"}
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=environment, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode != 0 and "if __name__ == '__main__':" in proc.stderr, proc.stderr[-2000:]
 
 
@@ -324,10 +345,12 @@ def valid_document(tiny_results):
 
 def _edited(change):
     """A corruption that applies ``change`` to a copy of the valid document."""
+
     def corrupt(text, doc):
         doc = json.loads(json.dumps(doc))
         change(doc)
         return json.dumps(doc)
+
     return corrupt
 
 
@@ -339,8 +362,7 @@ def _edited(change):
         (lambda text, doc: json.dumps({**doc, "schema": "radam.experiments/0"}), "schema"),
         (lambda text, doc: json.dumps({k: v for k, v in doc.items() if k != "provenance"}), "provenance"),
         (lambda text, doc: json.dumps({**doc, "runs": doc["runs"][1:]}), "do not match the config"),
-        (lambda text, doc: json.dumps({**doc, "runs": [{**doc["runs"][0], "metrics": {}}] + doc["runs"][1:]}),
-         "lacks"),
+        (lambda text, doc: json.dumps({**doc, "runs": [{**doc["runs"][0], "metrics": {}}] + doc["runs"][1:]}), "lacks"),
         (lambda text, doc: json.dumps([1, 2]), "JSON object"),
         (_edited(lambda doc: doc["config"]["optimizers"][0].pop("label")), "config.optimizers"),
         (_edited(lambda doc: doc["config"].update(optimizers=3)), "config.optimizers"),
@@ -385,8 +407,22 @@ def test_cli_list_run_show(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "transformer-warmup" in out and "lr-robustness" in out and "gradient-histograms" in out
     output = tmp_path / "cli.json"
-    assert main(["run", "gradient-histograms", "--size", "tiny", "--output", str(output), "--no-progress",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "gradient-histograms",
+                "--size",
+                "tiny",
+                "--output",
+                str(output),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     runs = len(get_config("gradient-histograms", "tiny").run_keys())
     reported = [line for line in capsys.readouterr().out.splitlines() if re.match(r"\d+/\d+ ", line)]
     assert [line.split(" ", 1)[0] for line in reported] == [f"{i}/{runs}" for i in range(1, runs + 1)]

@@ -94,7 +94,9 @@ def test_parts_cover_the_runs_once(name, size):
     config = get_config(name, size)
     parts = config.parts()
     k = config.parts_per_lr
-    assert list(parts) == [f"lr{lr:g}" if k == 1 else f"lr{lr:g}-{i}of{k}" for lr in config.lrs for i in range(1, k + 1)]
+    assert list(parts) == [
+        f"lr{lr:g}" if k == 1 else f"lr{lr:g}-{i}of{k}" for lr in config.lrs for i in range(1, k + 1)
+    ]
     assert all(parts.values())
     keys = [key for part in parts.values() for key in part]
     assert sorted(keys) == sorted(config.run_keys()) and len(keys) == len(set(keys))
@@ -108,8 +110,11 @@ def test_full_transformer_parts_split_each_learning_rate_in_two():
 
 def _document(values):
     """A minimal result document: {(label, lr): [metric per seed]}."""
-    runs = [{"optimizer": label, "lr": lr, "seed": seed, "metrics": {"final_test_accuracy": value}}
-            for (label, lr), per_seed in values.items() for seed, value in enumerate(per_seed)]
+    runs = [
+        {"optimizer": label, "lr": lr, "seed": seed, "metrics": {"final_test_accuracy": value}}
+        for (label, lr), per_seed in values.items()
+        for seed, value in enumerate(per_seed)
+    ]
     return {"experiment": "x", "config": {"task": "image-classification"}, "runs": runs}
 
 

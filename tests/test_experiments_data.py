@@ -89,8 +89,12 @@ def _write_cifar_fixture(folder, n=4):
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         images = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         labels = [int(v) for v in rng.integers(0, 10, size=n)]
-        batch = {b"batch_label": name.encode(), b"labels": labels, b"data": images,
-                 b"filenames": [f"img{i}.png".encode() for i in range(n)]}
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": labels,
+            b"data": images,
+            b"filenames": [f"img{i}.png".encode() for i in range(n)],
+        }
         with open(folder / name, "wb") as f:
             pickle.dump(batch, f, protocol=2)
         batches[name] = (images, labels)

@@ -25,7 +25,8 @@ def test_layernorm_placement(pre_ln):
     tokens = torch.randint(0, 256, (3, 8))
     for out in _block_outputs(model, tokens):
         normalised = torch.allclose(out.mean(-1), torch.zeros(3, 8), atol=1e-5) and torch.allclose(
-            out.var(-1, unbiased=False), torch.ones(3, 8), atol=1e-3)
+            out.var(-1, unbiased=False), torch.ones(3, 8), atol=1e-3
+        )
         # post-LN: every block ends with a LayerNorm (at init its gain is 1 and bias 0); pre-LN: the residual
         # stream is never normalised, only a final LayerNorm before the output layer.
         assert normalised is (not pre_ln)
@@ -58,7 +59,8 @@ def test_run_schedules():
     config = get_config("lr-robustness", "full")  # 1500 steps, x0.1 at 750 and 1125, beta2 = 0.98: 4u = 200 steps
     factor = schedule_factor(config.optimizer("adam-warmup-4u"), config)
     assert [factor(s) for s in (0, 99, 199, 749, 750, 1124, 1125)] == pytest.approx(
-        [0.005, 0.5, 1.0, 1.0, 0.1, 0.1, 0.01])
+        [0.005, 0.5, 1.0, 1.0, 0.1, 0.1, 0.01]
+    )
     untuned = schedule_factor(config.optimizer("adam-warmup-2u"), config)  # 2/(1 - 0.98) = 100 steps
     assert untuned(0) == pytest.approx(1 / 100) and untuned(99) == 1.0 and untuned(750) == pytest.approx(0.1)
     lm = get_config("transformer-warmup", "default")  # 300 steps, constant until 45 (15 %), then linear to 0

@@ -10,10 +10,10 @@ import importlib.util
 
 import pytest
 import torch
+from test_fused_reference import CONFIGS, OPTIONS, make_state, random_grads, reference_step
 
 import radam
 from radam import fused
-from test_fused_reference import CONFIGS, OPTIONS, make_state, random_grads, reference_step
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 pytestmark = pytest.mark.skipif(
@@ -38,9 +38,15 @@ def optimizer_pair(config, shapes=SHAPES, dtype=torch.float32, capturable=False,
     fused_params = [p.clone().requires_grad_() for p in params]
     single_params = [p.clone().requires_grad_() for p in params]
     kwargs = dict(
-        betas=(o["beta1"], o["beta2"]), eps=o["eps"], weight_decay=o["weight_decay"],
-        decoupled_weight_decay=o["decoupled_weight_decay"], degenerate=o["degenerate"], threshold=o["threshold"],
-        rectifier=o["rectifier"], amsgrad=o["amsgrad"], maximize=o["maximize"],
+        betas=(o["beta1"], o["beta2"]),
+        eps=o["eps"],
+        weight_decay=o["weight_decay"],
+        decoupled_weight_decay=o["decoupled_weight_decay"],
+        degenerate=o["degenerate"],
+        threshold=o["threshold"],
+        rectifier=o["rectifier"],
+        amsgrad=o["amsgrad"],
+        maximize=o["maximize"],
     )
     fused_opt = radam.RAdam(fused_params, lr=lr, fused=True, capturable=capturable, **kwargs)
     single_opt = radam.RAdam(single_params, lr=float(lr), foreach=False, **kwargs)
@@ -183,15 +189,16 @@ def test_half_precision_params(dtype):
     for _ in range(STEPS):
         grads = random_grads(params, generator)
         reference = [[t.float().clone() for t in lst] for lst in (params, exp_avgs, exp_avg_sqs, max_sqs, steps)]
-        fused.fused_radam(params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps, capturable=False,
-                          **{**OPTIONS, **options})
+        fused.fused_radam(
+            params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps, capturable=False, **{**OPTIONS, **options}
+        )
         p, m, v, vmax, s = reference
         reference_step(p, [g.float() for g in grads], m, v, vmax, s, **options)
         for a, b in zip(exp_avgs + exp_avg_sqs + max_sqs, m + v + vmax):
             assert_close_scaled(a, b)
         for a, b in zip(params, p):
             # one rounding of nearly the same float32 value: equal, or one unit apart at a rounding boundary
-            torch.testing.assert_close(a.float(), b.to(dtype).float(), rtol=2 ** -7, atol=0)
+            torch.testing.assert_close(a.float(), b.to(dtype).float(), rtol=2**-7, atol=0)
 
 
 def test_many_programs_and_unequal_steps():

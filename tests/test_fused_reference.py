@@ -150,7 +150,11 @@ def test_reference_is_torch_radam(dtype, decoupled, maximize):
     torch_params = [p.clone().requires_grad_() for p in params]
     options = dict(weight_decay=0.1, decoupled_weight_decay=decoupled, maximize=maximize)
     optimizer = torch.optim.RAdam(
-        torch_params, lr=OPTIONS["lr"], weight_decay=0.1, decoupled_weight_decay=decoupled, maximize=maximize,
+        torch_params,
+        lr=OPTIONS["lr"],
+        weight_decay=0.1,
+        decoupled_weight_decay=decoupled,
+        maximize=maximize,
         foreach=False,
     )
     generator = torch.Generator().manual_seed(1)
@@ -186,8 +190,18 @@ def test_reference_amsgrad_and_skip_semantics():
     params, exp_avgs, exp_avg_sqs, max_sqs, steps = make_state([(4,)], amsgrad=True)
     before = params[0].clone()
     grads = [torch.ones(4)]
-    reference_step(params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps, amsgrad=True, degenerate="skip",
-                   weight_decay=0.5, decoupled_weight_decay=True)
+    reference_step(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_sqs,
+        steps,
+        amsgrad=True,
+        degenerate="skip",
+        weight_decay=0.5,
+        decoupled_weight_decay=True,
+    )
     assert torch.equal(params[0], before)
     assert torch.equal(max_sqs[0], exp_avg_sqs[0])
     saved = copy.deepcopy(max_sqs)

@@ -1,6 +1,5 @@
 """The conventions every chapter follows, checked on the committed notebooks (nbval then re-runs them)."""
 
-import json
 import re
 import subprocess
 import sys
@@ -81,7 +80,9 @@ def test_outputs_hold_no_memory_addresses_or_long_floats(notebook):
             )
             assert not re.search(r"at 0x[0-9a-f]{6,}", text), f"{path.name}: a memory address in an output"
             if "getsource" not in cell.source and "show_source" not in cell.source:
-                assert not re.search(r"\d\.\d{11,}", text), f"{path.name}: an unrounded float in an output: {text[:200]}"
+                assert not re.search(r"\d\.\d{11,}", text), (
+                    f"{path.name}: an unrounded float in an output: {text[:200]}"
+                )
 
 
 def test_no_colab_or_widget_metadata(notebook):
@@ -110,7 +111,10 @@ NBVAL = ["--nbval", "--nbval-current-env", "--nbval-sanitize-with", str(ROOT / "
 def _nbval(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *NBVAL, str(path)],
-        capture_output=True, text=True, cwd=path.parent, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=path.parent,
+        timeout=300,
     )
 
 

@@ -15,8 +15,11 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 def _params(device, dtype=torch.float64, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    cpu = [torch.randn(5, 3, generator=gen, dtype=dtype), torch.randn(3, generator=gen, dtype=dtype),
-           torch.randn((), generator=gen, dtype=dtype)]
+    cpu = [
+        torch.randn(5, 3, generator=gen, dtype=dtype),
+        torch.randn(3, generator=gen, dtype=dtype),
+        torch.randn((), generator=gen, dtype=dtype),
+    ]
     return [p.to(device).requires_grad_() for p in cpu]
 
 
@@ -42,8 +45,15 @@ def _lockstep(opt_a, pa, opt_b, pb, steps=10, seed=1, tol=None):
                     torch.testing.assert_close(sb.cpu().to(sa.dtype), sa.cpu(), **tol)
 
 
-@pytest.mark.parametrize("kwargs", [{}, dict(foreach=False), dict(weight_decay=0.1, decoupled_weight_decay=True),
-                                    dict(weight_decay=0.1, lr=torch.tensor(0.001))])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        dict(foreach=False),
+        dict(weight_decay=0.1, decoupled_weight_decay=True),
+        dict(weight_decay=0.1, lr=torch.tensor(0.001)),
+    ],
+)
 def test_cuda_default_paths_equal_torch(kwargs):
     pa, pb = _params("cuda"), _params("cuda")
     opt_a = torch.optim.RAdam(pa, **copy.deepcopy(kwargs))
@@ -58,8 +68,15 @@ CAPTURABLE_TOL = dict(rtol=1e-7, atol=1e-10)
 
 
 @pytest.mark.parametrize("foreach", [False, True])
-@pytest.mark.parametrize("kwargs", [{}, dict(weight_decay=0.1, lr=torch.tensor(0.001)), dict(betas=(0.9, 0.99999)),
-                                    dict(betas=(0.9, 0.9999), rectifier="exact", degenerate="skip")])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        dict(weight_decay=0.1, lr=torch.tensor(0.001)),
+        dict(betas=(0.9, 0.99999)),
+        dict(betas=(0.9, 0.9999), rectifier="exact", degenerate="skip"),
+    ],
+)
 def test_cuda_capturable_equals_the_default_path(kwargs, foreach):
     pa, pb = _params("cuda"), _params("cuda")
     opt_a = radam.RAdam(pa, foreach=False, **copy.deepcopy(kwargs))
@@ -107,8 +124,20 @@ def test_cpu_state_dict_into_cuda_optimizer(capturable):
     _lockstep(opt_a, pa, opt_b, pb, steps=6, tol=CAPTURABLE_TOL if capturable else None)
 
 
-@pytest.mark.parametrize("options", [{}, dict(degenerate="skip", rectifier="exact", amsgrad=True, threshold=4.0,
-                                               weight_decay=0.1, decoupled_weight_decay=True)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        dict(
+            degenerate="skip",
+            rectifier="exact",
+            amsgrad=True,
+            threshold=4.0,
+            weight_decay=0.1,
+            decoupled_weight_decay=True,
+        ),
+    ],
+)
 @pytest.mark.parametrize("foreach", [False, True])
 def test_capturable_step_replays_in_a_cuda_graph(options, foreach):
     params = _params("cuda", torch.float32)

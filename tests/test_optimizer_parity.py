@@ -78,15 +78,31 @@ def run_lockstep(opt_a, params_a, opt_b, params_b, grad_mask, seed, steps):
     seed=st.integers(0, 2**16),
 )
 def test_default_radam_is_torch_radam(
-    shape_list, dtype, foreach, weight_decay, decoupled, maximize, with_complex, tensor_lr, lr, betas, eps,
-    frozen, grad_mask, seed,
+    shape_list,
+    dtype,
+    foreach,
+    weight_decay,
+    decoupled,
+    maximize,
+    with_complex,
+    tensor_lr,
+    lr,
+    betas,
+    eps,
+    frozen,
+    grad_mask,
+    seed,
 ):
     grad_mask = [row if any(row) else [True] + row[1:] for row in grad_mask]
     init = make_params(shape_list, dtype, 0 if with_complex else -1, seed)
     params_a = [p.clone().requires_grad_(not (frozen and i == len(init) - 1)) for i, p in enumerate(init)]
     params_b = [p.clone().requires_grad_(not (frozen and i == len(init) - 1)) for i, p in enumerate(init)]
     kwargs = dict(
-        betas=betas, eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled, foreach=foreach,
+        betas=betas,
+        eps=eps,
+        weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled,
+        foreach=foreach,
         maximize=maximize,
     )
     lr_a = torch.tensor(lr) if tensor_lr else lr
@@ -123,12 +139,20 @@ def test_capturable_equals_the_default_single_tensor_path(beta2, foreach, rectif
     """capturable=True computes the scalars of the step in float64 from its float32 step tensor: the same steps are
     adaptive as in the default (non-capturable, single-tensor) path, and params and state agree to rounding, for
     every beta2 -- including beta2 >= 0.9995, where float32 scalars pick the wrong branch (see the next test)."""
-    init = [torch.randn(3, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64),
-            torch.randn(2, generator=torch.Generator().manual_seed(1), dtype=torch.complex128),
-            torch.randn((), generator=torch.Generator().manual_seed(2), dtype=torch.float64),
-            torch.randn(4, generator=torch.Generator().manual_seed(3), dtype=torch.float32)]
-    kwargs = dict(lr=0.05, betas=(0.9, beta2), rectifier=rectifier, degenerate=degenerate, weight_decay=0.1,
-                  decoupled_weight_decay=True)
+    init = [
+        torch.randn(3, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64),
+        torch.randn(2, generator=torch.Generator().manual_seed(1), dtype=torch.complex128),
+        torch.randn((), generator=torch.Generator().manual_seed(2), dtype=torch.float64),
+        torch.randn(4, generator=torch.Generator().manual_seed(3), dtype=torch.float32),
+    ]
+    kwargs = dict(
+        lr=0.05,
+        betas=(0.9, beta2),
+        rectifier=rectifier,
+        degenerate=degenerate,
+        weight_decay=0.1,
+        decoupled_weight_decay=True,
+    )
     pa = [p.clone().requires_grad_() for p in init]
     pb = [p.clone().requires_grad_() for p in init]
     reference = radam.RAdam(pa, foreach=False, capturable=False, **kwargs)
@@ -145,15 +169,23 @@ def test_capturable_equals_the_default_single_tensor_path(beta2, foreach, rectif
             tol = dict(rtol=1e-5, atol=1e-6) if a.dtype == torch.float32 else dict(rtol=1e-12, atol=1e-14)
             torch.testing.assert_close(b, a, **tol)
             for key in reference.state[a]:
-                torch.testing.assert_close(capturable.state[b][key].to(reference.state[a][key].dtype),
-                                           reference.state[a][key], **tol)
+                torch.testing.assert_close(
+                    capturable.state[b][key].to(reference.state[a][key].dtype), reference.state[a][key], **tol
+                )
     # The same steps are adaptive: with a constant gradient of 1, a degenerate step moves theta by exactly lr
     # ("sgd") or 0 ("skip"); an adaptive one by lr r_t l_t, which is neither.
     moves = {}
     for capt in (False, True):
         p = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-        opt = radam.RAdam([p], lr=0.1, betas=(0.9, beta2), rectifier=rectifier, degenerate=degenerate,
-                          foreach=foreach and capt, capturable=capt)
+        opt = radam.RAdam(
+            [p],
+            lr=0.1,
+            betas=(0.9, beta2),
+            rectifier=rectifier,
+            degenerate=degenerate,
+            foreach=foreach and capt,
+            capturable=capt,
+        )
         moves[capt] = _moves(opt, p, 12)
     degenerate_move = 0.1 if degenerate == "sgd" else 0.0
     for capt in (False, True):

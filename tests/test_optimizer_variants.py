@@ -75,8 +75,16 @@ def test_foreach_matches_single_tensor_for_every_option(options, seed, missing):
 @pytest.mark.parametrize("amsgrad", [False, True])
 def test_float32_and_complex64_paths_agree_with_float64(foreach, capturable, amsgrad):
     """The same run in float32 stays within float32 rounding of the float64 run, for every variant at once."""
-    options = dict(degenerate="skip", threshold=4.0, rectifier="exact", amsgrad=amsgrad, foreach=foreach,
-                   capturable=capturable, weight_decay=0.05, decoupled_weight_decay=True)
+    options = dict(
+        degenerate="skip",
+        threshold=4.0,
+        rectifier="exact",
+        amsgrad=amsgrad,
+        foreach=foreach,
+        capturable=capturable,
+        weight_decay=0.05,
+        decoupled_weight_decay=True,
+    )
     init = _params(5)
     p64 = [p.clone().requires_grad_() for p in init]
     p32 = [p.clone().to(torch.complex64 if p.is_complex() else torch.float32).requires_grad_() for p in init]
@@ -101,12 +109,22 @@ def test_float32_and_complex64_paths_agree_with_float64(foreach, capturable, ams
     rectifier=st.sampled_from(["paper", "exact"]),
     seed=st.integers(0, 2**16),
 )
-def test_skip_never_moves_a_param_in_the_degenerate_phase(foreach, capturable, threshold, weight_decay, decoupled,
-                                                          rectifier, seed):
+def test_skip_never_moves_a_param_in_the_degenerate_phase(
+    foreach, capturable, threshold, weight_decay, decoupled, rectifier, seed
+):
     init = _params(seed)
     params = [p.clone().requires_grad_() for p in init]
-    opt = radam.RAdam(params, lr=0.5, degenerate="skip", threshold=threshold, weight_decay=weight_decay,
-                      decoupled_weight_decay=decoupled, foreach=foreach, capturable=capturable, rectifier=rectifier)
+    opt = radam.RAdam(
+        params,
+        lr=0.5,
+        degenerate="skip",
+        threshold=threshold,
+        weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled,
+        foreach=foreach,
+        capturable=capturable,
+        rectifier=rectifier,
+    )
     first = int(theory.first_adaptive_step(0.999, threshold))
     gen = torch.Generator().manual_seed(seed + 1)
     for t in range(1, first + 2):
@@ -187,8 +205,16 @@ def test_matches_equations_written_out(foreach, capturable, threshold, degenerat
     p = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
     # float64 params, float32 step counter: the capturable paths compute their scalars from it in float64, so
     # they too must match to float64 rounding
-    opt = radam.RAdam([p], lr=0.1, eps=eps, threshold=threshold, degenerate=degenerate, rectifier=rectifier,
-                      foreach=foreach, capturable=capturable)
+    opt = radam.RAdam(
+        [p],
+        lr=0.1,
+        eps=eps,
+        threshold=threshold,
+        degenerate=degenerate,
+        rectifier=rectifier,
+        foreach=foreach,
+        capturable=capturable,
+    )
     for g, want in zip(grads, expected):
         p.grad = torch.tensor(g, dtype=torch.float64)
         opt.step()
@@ -224,7 +250,7 @@ def test_exact_rectifier_tends_to_papers(foreach, capturable):
             opt.state[q] = copy.deepcopy(base.state[p])
             q.grad = g.clone()
             opt.step()
-            moves[rect] = (q.detach() - p.detach())
+            moves[rect] = q.detach() - p.detach()
         ratio = (moves["exact"] / moves["paper"]).mean().item()
         want = float(theory.r_t_exact(t, 0.999, 5.0) / theory.r_t(t, 0.999, 5.0))
         assert ratio == pytest.approx(want, rel=1e-9)
@@ -288,16 +314,23 @@ def test_exact_rectifier_at_the_threshold_boundary_never_gives_an_adaptive_step_
     adaptive = [rho_inf - 2 * t * beta2**t / (1 - beta2**t) > threshold for t in range(1, 9)]
     assert adaptive == [False] * 4 + [True] * 4  # the boundary case this test is about
     p = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    opt = radam.RAdam([p], lr=lr, betas=(0.9, beta2), threshold=threshold, rectifier="exact", foreach=foreach,
-                      capturable=capturable)
+    opt = radam.RAdam(
+        [p], lr=lr, betas=(0.9, beta2), threshold=threshold, rectifier="exact", foreach=foreach, capturable=capturable
+    )
     for t, is_adaptive in enumerate(adaptive, start=1):
         before = p.detach().clone()
         p.grad = torch.ones_like(p)
         opt.step()
         move = float((before - p.detach()).sum())
         if is_adaptive:  # lr r_t l_t with l_t ~ 1 and 0 < r_t < 1
-            want = lr * float(theory.variance_psi_exact(rho_inf) / theory.variance_psi_exact(
-                rho_inf - 2 * t * beta2**t / (1 - beta2**t))) ** 0.5
+            want = (
+                lr
+                * float(
+                    theory.variance_psi_exact(rho_inf)
+                    / theory.variance_psi_exact(rho_inf - 2 * t * beta2**t / (1 - beta2**t))
+                )
+                ** 0.5
+            )
             assert 0 < move < lr and move == pytest.approx(want, rel=1e-6), (t, move)
         else:
             assert move == pytest.approx(lr, rel=1e-12), (t, move)

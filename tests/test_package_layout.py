@@ -12,7 +12,16 @@ import radam.theory
 PACKAGE = Path(radam.__file__).resolve().parent
 MAX_LINES = 450
 # The modules this layout covers (the optimizer's own files follow the same rule under their own tests)
-CHECKED = ["theory/*.py", "schedules.py", "bench/*.py", "experiments/*.py", "_provenance.py", "book.py", "atomic.py", "_cli.py"]
+CHECKED = [
+    "theory/*.py",
+    "schedules.py",
+    "bench/*.py",
+    "experiments/*.py",
+    "_provenance.py",
+    "book.py",
+    "atomic.py",
+    "_cli.py",
+]
 
 
 @pytest.mark.parametrize("path", sorted(p for pattern in CHECKED for p in PACKAGE.glob(pattern)), ids=str)

@@ -3,17 +3,19 @@ into a clean environment taking one optimizer step (tools/release_check.py, whic
 
 import shutil
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import radam
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clean_env import built_dist, linked_environment, python_sees  # noqa: E402
+
 from tools.book_index import site_url  # noqa: E402
 from tools.book_tools import repository_url  # noqa: E402
 from tools.release_check import ReleaseError, check_dist, check_tag, package_version, smoke_test  # noqa: E402

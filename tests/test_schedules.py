@@ -6,12 +6,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.optim.lr_scheduler import LambdaLR
 
 from radam import theory
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from radam.schedules import (
     effective_warmup_period,
     linear_warmup,
@@ -125,8 +124,11 @@ def test_warmup_length_counts_units_of_one_over_one_minus_beta2():
     assert warmup_length(4, 0.9) == 40 and warmup_length(1, 0.98) == 50
     assert warmup_length(2, 0.9) == round(2 / (1 - 0.9))
     # the untuned linear warmup is a linear warmup of 2 units
-    np.testing.assert_allclose(warmup_factors(untuned_linear_warmup(0.98), 300),
-                               warmup_factors(linear_warmup(warmup_length(2, 0.98)), 300), rtol=1e-13)
+    np.testing.assert_allclose(
+        warmup_factors(untuned_linear_warmup(0.98), 300),
+        warmup_factors(linear_warmup(warmup_length(2, 0.98)), 300),
+        rtol=1e-13,
+    )
 
 
 def test_numpy_numbers_are_numbers():

@@ -3,13 +3,12 @@
 import copy
 import json
 from importlib.resources import files
-from pathlib import Path
 
 import pytest
 
 from tools import test_record
 
-SAMPLE_TESTS = '''
+SAMPLE_TESTS = """
 import pytest
 
 def test_passes():
@@ -25,7 +24,7 @@ def test_skipped():
 @pytest.mark.parametrize("x", [1, 2])
 def test_param(x):
     assert x < 2
-'''
+"""
 
 
 def test_a_run_is_recorded_test_by_test(tmp_path, monkeypatch):

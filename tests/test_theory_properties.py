@@ -1,6 +1,5 @@
 """Property tests of radam.theory over random arguments (hypothesis)."""
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st

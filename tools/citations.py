@@ -8,8 +8,8 @@ same style object formats them; only the output is Markdown instead of docutils 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from pybtex.database import BibliographyData, parse_file
 from pybtex.richtext import BaseMultipartText, String, Tag

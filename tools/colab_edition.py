@@ -22,7 +22,6 @@ numbers agree, and each chapter's Colab button opens its edition.
 from __future__ import annotations
 
 import argparse
-import copy
 import re
 import subprocess
 import sys
@@ -37,7 +36,12 @@ from tools.citations import Citations
 from tools.myst_markdown import EditionError, PageConverter, SiteLink
 
 __all__ = [
-    "make_edition", "write_editions", "check_site", "install_cell_source", "FORM_TITLE", "EDITION_INSTALL_MARKER",
+    "make_edition",
+    "write_editions",
+    "check_site",
+    "install_cell_source",
+    "FORM_TITLE",
+    "EDITION_INSTALL_MARKER",
     "main",
 ]
 
@@ -68,7 +72,9 @@ def make_edition(index: BookIndex, page: str, commit: str) -> tuple[nbformat.Not
             glue.update({key: output["data"] for key, output in extract_glue_data_cell(cell)})
     folder = Path(page).parent
     converter = PageConverter(
-        index, page, glue,
+        index,
+        page,
+        glue,
         raw_url=lambda p: f"{_raw_base(index.repository_url, commit)}{(folder / p).as_posix()}",
         citations=Citations(index.bibliography_files(), index.citation_url),
     )
@@ -150,7 +156,7 @@ def _branch_readme(index: BookIndex, commit: str) -> str:
 def check_site(site: Path, index: BookIndex, links: list[SiteLink]) -> list[str]:
     """What a built site contradicts: links to missing pages or anchors, other numbers, Colab buttons elsewhere."""
     problems, pages = [], {}
-    for link in sorted(set(links), key=lambda l: l.url):
+    for link in sorted(set(links), key=lambda link: link.url):
         if not link.url.startswith(index.site_url):
             problems.append(f"{link.url}: not on the site {index.site_url}")
             continue
@@ -187,7 +193,10 @@ def current_commit(root: Path) -> str:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
     changed = subprocess.run(
         ["git", "status", "--porcelain", "--", "notebooks", "radam", "book", "_config.yml", "_toc.yml"],
-        cwd=root, capture_output=True, text=True, check=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     if changed.strip():
         print(
@@ -220,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         if problems:
-            print("(a site built before the last change of the book or of _config.yml is stale: `make clean book`)",
-                  file=sys.stderr)
+            print(
+                "(a site built before the last change of the book or of _config.yml is stale: `make clean book`)",
+                file=sys.stderr,
+            )
             return 1
         print(f"checked {len(set(links))} links against {args.check_site}")
     return 0

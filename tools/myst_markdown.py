@@ -23,8 +23,9 @@ A directive or role with no plain form is an error naming it, never a silent lef
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from myst_nb.core.variables import format_plain_text
 
@@ -43,10 +44,44 @@ _AMSMATH = re.compile(
     r"\\end\{(?P=name)\*?\})(?=\n\n|$)",
     re.S,
 )
-_PY_ROLES = {"func", "meth", "class", "mod", "attr", "data", "exc", "obj", "const", "py:func", "py:meth",
-             "py:class", "py:mod", "py:attr", "py:data", "py:exc", "py:obj", "py:const"}
-_ADMONITIONS = {"note", "warning", "tip", "important", "caution", "attention", "danger", "error", "hint", "seealso",
-                "admonition", "dropdown", "margin", "sidebar", "topic", "epigraph"}
+_PY_ROLES = {
+    "func",
+    "meth",
+    "class",
+    "mod",
+    "attr",
+    "data",
+    "exc",
+    "obj",
+    "const",
+    "py:func",
+    "py:meth",
+    "py:class",
+    "py:mod",
+    "py:attr",
+    "py:data",
+    "py:exc",
+    "py:obj",
+    "py:const",
+}
+_ADMONITIONS = {
+    "note",
+    "warning",
+    "tip",
+    "important",
+    "caution",
+    "attention",
+    "danger",
+    "error",
+    "hint",
+    "seealso",
+    "admonition",
+    "dropdown",
+    "margin",
+    "sidebar",
+    "topic",
+    "epigraph",
+}
 
 
 class EditionError(ValueError):
@@ -110,7 +145,7 @@ class PageConverter:
         for name, definition in macros.get("tex", {}).get("macros", {}).items():
             if not isinstance(definition, str):
                 raise EditionError(f"the MathJax macro \\{name} takes arguments; expand it by hand")
-            text = re.sub(rf"\\{name}(?![A-Za-z])", lambda _: definition, text)
+            text = re.sub(rf"\\{name}(?![A-Za-z])", lambda _, value=definition: value, text)
         return text
 
     def _link(self, match: re.Match) -> str:

@@ -20,10 +20,11 @@ import re
 import subprocess
 import sys
 import tempfile
-import tomllib
 import zipfile
 from fnmatch import fnmatch
 from pathlib import Path
+
+import tomllib
 
 __all__ = ["package_version", "check_tag", "check_dist", "smoke_test", "ReleaseError", "main"]
 
@@ -64,8 +65,10 @@ def package_version(root: Path = ROOT) -> str:
 
 def check_tag(tag: str, version: str) -> None:
     if tag != f"v{version}":
-        raise ReleaseError(f"the tag {tag!r} does not name the package's version {version} (radam/__init__.py): "
-                           f"tag v{version}, or change __version__ first")
+        raise ReleaseError(
+            f"the tag {tag!r} does not name the package's version {version} (radam/__init__.py): "
+            f"tag v{version}, or change __version__ first"
+        )
 
 
 def check_dist(dist: Path, version: str, root: Path = ROOT) -> Path:
@@ -75,8 +78,10 @@ def check_dist(dist: Path, version: str, root: Path = ROOT) -> Path:
     if [w.name for w in wheels] != [f"radam-{version}-py3-none-any.whl"] or [s.name for s in sdists] != [
         f"radam-{version}.tar.gz"
     ]:
-        raise ReleaseError(f"{dist} must hold radam-{version}.tar.gz and radam-{version}-py3-none-any.whl only, "
-                           f"not {[p.name for p in wheels + sdists]}")
+        raise ReleaseError(
+            f"{dist} must hold radam-{version}.tar.gz and radam-{version}-py3-none-any.whl only, "
+            f"not {[p.name for p in wheels + sdists]}"
+        )
     wheel = wheels[0]
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
@@ -91,7 +96,7 @@ def check_dist(dist: Path, version: str, root: Path = ROOT) -> Path:
     required = re.findall(r"^Requires-Dist: ([^;\n]+)$", metadata, re.M)
     if sorted(r.replace(" ", "") for r in required) != sorted(d.replace(" ", "") for d in declared):
         raise ReleaseError(f"{wheel.name} requires {required}, pyproject.toml declares {declared}")
-    for field in (f"Name: radam", f"Version: {version}", "Description-Content-Type: text/markdown"):
+    for field in ("Name: radam", f"Version: {version}", "Description-Content-Type: text/markdown"):
         if f"\n{field}\n" not in metadata:
             raise ReleaseError(f"{wheel.name}'s metadata lacks {field!r}")
     return wheel
@@ -103,8 +108,9 @@ def _shipped_data(root: Path) -> list[str]:
     patterns = config["tool"]["setuptools"]["package-data"]["radam"]
     package = root / "radam"
     files = [p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file()]
-    return sorted(f for f in files if any(fnmatch(f, pattern) and f.count("/") == pattern.count("/")
-                                          for pattern in patterns))
+    return sorted(
+        f for f in files if any(fnmatch(f, pattern) and f.count("/") == pattern.count("/") for pattern in patterns)
+    )
 
 
 def smoke_test(wheel: Path, version: str, python: str | None = None, pip_args: tuple[str, ...] = ()) -> str:
@@ -113,8 +119,10 @@ def smoke_test(wheel: Path, version: str, python: str | None = None, pip_args: t
         if python is None:
             subprocess.run([sys.executable, "-m", "venv", f"{tmp}/venv"], check=True)
             python = f"{tmp}/venv/bin/python"
-        _run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pip_args,
-              str(wheel.resolve())], cwd=tmp)
+        _run(
+            [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pip_args, str(wheel.resolve())],
+            cwd=tmp,
+        )
         return _run([python, "-c", SMOKE_TEST.format(version=version)], cwd=tmp).strip()
 
 

@@ -55,8 +55,13 @@ def parse_junit(xml_text: str) -> list[dict[str, str]]:
 def record(tests: list[dict[str, str]], command: str, provenance: dict[str, Any]) -> dict[str, Any]:
     """The record of one pytest run: its provenance, and the run's command, counts per outcome and tests."""
     counts = Counter(test["outcome"] for test in tests)
-    run = {"command": command, "stopped": None, "listed": "all",
-           "counts": {outcome: counts.get(outcome, 0) for outcome in OUTCOMES}, "tests": tests}
+    run = {
+        "command": command,
+        "stopped": None,
+        "listed": "all",
+        "counts": {outcome: counts.get(outcome, 0) for outcome in OUTCOMES},
+        "tests": tests,
+    }
     return {"schema": SCHEMA, "provenance": provenance, "runs": [run]}
 
 
@@ -85,8 +90,10 @@ def check_record(document: dict[str, Any]) -> dict[str, Any]:
         complete = run["listed"] == "all"
         for outcome in OUTCOMES:
             if named[outcome] > run["counts"][outcome] or (complete and named[outcome] != run["counts"][outcome]):
-                raise ValueError(f"run {index}: {named[outcome]} {outcome} tests named, {run['counts'][outcome]} "
-                                 f"counted" + ("" if complete else " (a run that lists its failures may name fewer, never more)"))
+                raise ValueError(
+                    f"run {index}: {named[outcome]} {outcome} tests named, {run['counts'][outcome]} "
+                    f"counted" + ("" if complete else " (a run that lists its failures may name fewer, never more)")
+                )
     return document
 
 
@@ -111,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give the tests to run after --")
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "report.xml"
-        returncode = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-                                     f"--junitxml={report}", *pytest_args], check=False).returncode
+        returncode = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={report}", *pytest_args],
+            check=False,
+        ).returncode
         if not report.exists():
             print(f"pytest wrote no report (exit status {returncode}); no record written", file=sys.stderr)
             return returncode or 1

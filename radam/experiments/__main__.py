@@ -18,9 +18,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from radam import _provenance
 from radam._cli import positive_int
 from radam.experiments.configs import EXPERIMENTS, SIZES, describe, get_config
-from radam import _provenance
 from radam.experiments.results import ResultsError, cache_path, load_results
 from radam.experiments.runner import run_experiment
 from radam.experiments.summary import summarize
@@ -85,12 +85,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         output = cache_path(args.name, size) if args.write_cache else args.output
         if args.part is not None and args.part not in get_config(args.name, size).parts():
-            parser.error(f"{args.name} has no part {args.part!r}; its parts are "
-                         f"{', '.join(get_config(args.name, size).parts())}")
+            parser.error(
+                f"{args.name} has no part {args.part!r}; its parts are {', '.join(get_config(args.name, size).parts())}"
+            )
         path = run_experiment(
-            args.name, size, output=output, device=args.device, data_source=args.data, data_root=args.data_root,
-            download=args.download, force=args.force, progress=not args.no_progress, argv=argv, jobs=args.jobs,
-            log=(lambda line: print(line, flush=True)) if args.no_progress else None, part=args.part,
+            args.name,
+            size,
+            output=output,
+            device=args.device,
+            data_source=args.data,
+            data_root=args.data_root,
+            download=args.download,
+            force=args.force,
+            progress=not args.no_progress,
+            argv=argv,
+            jobs=args.jobs,
+            log=(lambda line: print(line, flush=True)) if args.no_progress else None,
+            part=args.part,
         )
         if path is None:
             print(f"part {args.part} done; the result file is written when every part of {args.name} is done")

@@ -2,15 +2,17 @@
 ``full`` for one GPU), all plain data so a configuration is stored verbatim in every result file.
 
 Sizes: ``tiny`` runs in seconds and exists for the tests; ``default`` is the CPU-sized run whose results the book
-ships; ``full`` (``--full``) is the GPU-sized run, split into named parts (:meth:`~radam.experiments.specs.ExperimentConfig.parts`, one per
-learning rate) that each fit in a few minutes on one H100 or H200.
+ships; ``full`` (``--full``) is the GPU-sized run, split into named parts
+(:meth:`~radam.experiments.specs.ExperimentConfig.parts`, one per learning rate) that each fit in a few minutes on one
+H100 or H200.
 
 **One scaling rule for every warmup-like length.** Adam's second moment averages about :math:`u = 1/(1-\\beta_2)`
 squared gradients, and every length below is a multiple of that unit (:func:`radam.schedules.warmup_length`), with
 the multiples of the paper's recipe for the post-LN Transformer (official repository, ``nmt/recipes.md``: a linear
 warmup over 4000 steps and Adam-2k frozen for 2000 steps, at :math:`\\beta_2 = 0.999`):
 
-* linear warmup over :math:`4u` steps (``specs.RECIPE_WARMUP_UNITS``), Adam-2k frozen for :math:`2u` (``specs.FREEZE_UNITS``);
+* linear warmup over :math:`4u` steps (``specs.RECIPE_WARMUP_UNITS``), Adam-2k frozen for :math:`2u`
+  (``specs.FREEZE_UNITS``);
 * Ma and Yarats' untuned linear warmup over :math:`2u` (its definition, ``specs.UNTUNED_UNITS``);
 * RAdam's own rectifier, which withholds about :math:`1.03u` steps of learning rate, as much as a linear warmup over
   :math:`2.06u` steps (:func:`radam.schedules.effective_warmup_period`).
@@ -52,34 +54,55 @@ def _adam() -> OptimizerSpec:
 
 def _adam_linear_warmup(units: int, beta2: float, note: str = "") -> OptimizerSpec:
     steps = schedules.warmup_length(units, beta2)
-    return OptimizerSpec(f"adam-warmup-{units}u", "adam", _DECOUPLED, warmup="linear", warmup_steps=steps,
-                         description=f"Adam, linear warmup over {units}/(1-beta2) = {steps} steps{note}")
+    return OptimizerSpec(
+        f"adam-warmup-{units}u",
+        "adam",
+        _DECOUPLED,
+        warmup="linear",
+        warmup_steps=steps,
+        description=f"Adam, linear warmup over {units}/(1-beta2) = {steps} steps{note}",
+    )
 
 
 def _adam_untuned(beta2: float) -> OptimizerSpec:
     steps = schedules.warmup_length(UNTUNED_UNITS, beta2)
-    return OptimizerSpec(f"adam-warmup-{UNTUNED_UNITS}u", "adam", _DECOUPLED, warmup="untuned-linear",
-                         description=f"Adam, Ma and Yarats' untuned linear warmup over 2/(1-beta2) = {steps} steps")
+    return OptimizerSpec(
+        f"adam-warmup-{UNTUNED_UNITS}u",
+        "adam",
+        _DECOUPLED,
+        warmup="untuned-linear",
+        description=f"Adam, Ma and Yarats' untuned linear warmup over 2/(1-beta2) = {steps} steps",
+    )
 
 
 def _adam_2k(beta2: float) -> OptimizerSpec:
     freeze = schedules.warmup_length(FREEZE_UNITS, beta2)
     return OptimizerSpec(
-        "adam-2k", "adam2k", {**_DECOUPLED, "freeze_steps": freeze},
+        "adam-2k",
+        "adam2k",
+        {**_DECOUPLED, "freeze_steps": freeze},
         description=f"Adam-2k: only v is updated for the first {FREEZE_UNITS}/(1-beta2) = {freeze} steps (not "
-                    "counted in the step axis)")
+        "counted in the step axis)",
+    )
 
 
 def _radam() -> OptimizerSpec:
-    return OptimizerSpec("radam", "radam", _DECOUPLED,
-                         description="RAdam with decoupled weight decay and momentum-SGD first steps, as in the "
-                                     "paper's experiments")
+    return OptimizerSpec(
+        "radam",
+        "radam",
+        _DECOUPLED,
+        description="RAdam with decoupled weight decay and momentum-SGD first steps, as in the paper's experiments",
+    )
 
 
 def _radam_skip() -> OptimizerSpec:
-    return OptimizerSpec("radam-skip", "radam", {"degenerate": "skip", **_DECOUPLED},
-                         description="RAdam with decoupled weight decay and its first steps skipped, as the official "
-                                     "code's default since 2021")
+    return OptimizerSpec(
+        "radam-skip",
+        "radam",
+        {"degenerate": "skip", **_DECOUPLED},
+        description="RAdam with decoupled weight decay and its first steps skipped, as the official "
+        "code's default since 2021",
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -93,11 +116,17 @@ def _transformer_optimizers(beta2: float) -> tuple[OptimizerSpec, ...]:
         _adam_untuned(beta2),
         _adam_2k(beta2),
         OptimizerSpec(
-            "adam-eps", "adam-eps", {**_DECOUPLED, "eps": 1e-4},
-            description="Adam-eps as the paper ran it: eps = 1e-4 added to sqrt(v_t) before the bias correction"),
+            "adam-eps",
+            "adam-eps",
+            {**_DECOUPLED, "eps": 1e-4},
+            description="Adam-eps as the paper ran it: eps = 1e-4 added to sqrt(v_t) before the bias correction",
+        ),
         OptimizerSpec(
-            "adam-eps-torch", "adam", {**_DECOUPLED, "eps": 1e-4},
-            description="Adam-eps with torch.optim.Adam's placement: eps = 1e-4 added after the bias correction"),
+            "adam-eps-torch",
+            "adam",
+            {**_DECOUPLED, "eps": 1e-4},
+            description="Adam-eps with torch.optim.Adam's placement: eps = 1e-4 added after the bias correction",
+        ),
         _radam(),
         _radam_skip(),
     )
@@ -109,8 +138,15 @@ def _transformer_warmup(size: str) -> ExperimentConfig:
         "without warmup (the paper's 4/(1-beta2) and Ma and Yarats' untuned 2/(1-beta2)), Adam-2k, Adam-eps and "
         "RAdam (momentum or skipped first steps)"
     )
-    common = dict(name="transformer-warmup", size=size, task="language-model", description=description,
-                  weight_decay=1e-4, decay="linear", decay_milestones=(MAX_WARMUP_SHARE,))
+    common = dict(
+        name="transformer-warmup",
+        size=size,
+        task="language-model",
+        description=description,
+        weight_decay=1e-4,
+        decay="linear",
+        decay_milestones=(MAX_WARMUP_SHARE,),
+    )
     if size == "tiny":
         return ExperimentConfig(
             **common,
@@ -295,7 +331,8 @@ EXPERIMENTS = {
 
 def get_config(name: str, size: str = "default") -> ExperimentConfig:
     """The configuration of experiment ``name`` at ``size`` (``"tiny"``, ``"default"`` or ``"full"``), checked:
-    every warmup ends within 15 % of the run and before the first decay (:meth:`~radam.experiments.specs.ExperimentConfig.check_warmups`)."""
+    every warmup ends within 15 % of the run and before the first decay
+    (:meth:`~radam.experiments.specs.ExperimentConfig.check_warmups`)."""
     if name not in EXPERIMENTS:
         raise KeyError(f"unknown experiment {name!r}; the experiments are {sorted(EXPERIMENTS)}")
     if size not in SIZES:

@@ -131,7 +131,9 @@ def shakespeare_corpus(root: str | Path, download: bool = False) -> TextCorpus:
     path = Path(root) / "tinyshakespeare" / "input.txt"
     if not path.exists():
         if not download:
-            raise FileNotFoundError(f"{path} does not exist; pass download=True (--download) to fetch {SHAKESPEARE_URL}")
+            raise FileNotFoundError(
+                f"{path} does not exist; pass download=True (--download) to fetch {SHAKESPEARE_URL}"
+            )
         _download(SHAKESPEARE_URL, path)
     documents = [d for d in path.read_bytes().split(b"\n\n") if d.strip()]
     return _split_documents("shakespeare", documents, f"tiny Shakespeare from {path}")
@@ -229,8 +231,9 @@ def read_cifar10(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
             if data.dtype != np.uint8:  # the real batches are uint8; a cast would wrap or truncate other values
                 raise ValueError(f"{path}: expected uint8 pixel data, got {data.dtype}")
             if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] != 3072 or labels.shape != (len(data),):
-                raise ValueError(f"{path}: expected data N x 3072 (N > 0) and N labels, got {data.shape} and "
-                                 f"{labels.shape}")
+                raise ValueError(
+                    f"{path}: expected data N x 3072 (N > 0) and N labels, got {data.shape} and {labels.shape}"
+                )
             if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9:
                 raise ValueError(f"{path}: labels must be integers in 0..9")
             labels = labels.astype(np.int64)

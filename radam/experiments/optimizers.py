@@ -71,7 +71,8 @@ def build_optimizer(
     """The optimiser of ``spec`` over ``params``, with the experiment's betas and weight decay.
 
     ``kind`` is ``"adam"`` (``torch.optim.Adam``), ``"adam2k"`` (:class:`radam.variants.Adam2k`), ``"adam-eps"``
-    (:class:`radam.variants.AdamEps`), ``"radam"`` (``radam.RAdam``) or ``"sgd"`` (``torch.optim.SGD``, where ``betas`` do not apply);
+    (:class:`radam.variants.AdamEps`), ``"radam"`` (``radam.RAdam``) or ``"sgd"`` (``torch.optim.SGD``, where
+    ``betas`` do not apply);
     ``spec.options`` adds keyword arguments such as ``eps``, ``decoupled_weight_decay``, ``degenerate``.
     """
     options = dict(spec.options)

@@ -94,13 +94,19 @@ def validate_results(document: Any, path: Path | str = "<memory>") -> dict[str, 
         raise _fail(path, f"expected a JSON object, got {type(document).__name__}")
     schema = document.get("schema")
     if schema not in READABLE_SCHEMAS:
-        raise _fail(path, f"schema is {schema!r}, this version of radam reads {READABLE_SCHEMAS}; re-run the experiment")
+        raise _fail(
+            path, f"schema is {schema!r}, this version of radam reads {READABLE_SCHEMAS}; re-run the experiment"
+        )
     problem = _schema_problem(document)
     if problem is not None:
         raise _fail(path, problem)
     config = document["config"]
-    expected = {(spec["label"], float(lr), seed) for spec in config["optimizers"] for lr in config["lrs"]
-                for seed in config["seeds"]}
+    expected = {
+        (spec["label"], float(lr), seed)
+        for spec in config["optimizers"]
+        for lr in config["lrs"]
+        for seed in config["seeds"]
+    }
     found = set()
     for i, run in enumerate(document["runs"]):
         where = _location(document, ["runs", i])

@@ -7,11 +7,12 @@ invocation with the same configuration skips finished runs and resumes the unfin
 run killed at any point ends with the same metrics as one never interrupted. With ``jobs > 1`` the runs are shared
 out to that many worker processes on the same device (small models leave a GPU mostly idle, waiting for Python;
 several processes fill it); every run seeds itself, so its numbers do not depend on which process ran it or in what
-order. ``part`` runs only the runs of one named part (:meth:`~radam.experiments.specs.ExperimentConfig.parts`, one per learning rate) into
-the same folder: the parts of a long experiment can run in separate sessions, in any order, and the last one to
-finish writes the result file. Each run's record keeps its wall time (``seconds``, of the session that finished it) and the git commit of
-the code that computed it; the provenance's commit is that of the session that started last, its date that of the
-end. Once every run is done the result file is written atomically and the folder is removed.
+order. ``part`` runs only the runs of one named part (:meth:`~radam.experiments.specs.ExperimentConfig.parts`, one
+per learning rate) into the same folder: the parts of a long experiment can run in separate sessions, in any order,
+and the last one to finish writes the result file. Each run's record keeps its wall time (``seconds``, of the session
+that finished it) and the git commit of the code that computed it; the provenance's commit is that of the session
+that started last, its date that of the end. Once every run is done the result file is written atomically and the
+folder is removed.
 
 On a CPU a resumed run is bit-identical to an uninterrupted one (the tests check it). On a GPU the runner enables
 TF32 matrix products and does not force deterministic kernels, so two runs, resumed or not, may differ in the last
@@ -24,8 +25,8 @@ import json
 import multiprocessing
 import os
 import shlex
-import sys
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -115,11 +116,25 @@ def _run_and_record(
     rid = run_id(label, lr, seed)
     started = time.perf_counter()
     metrics = train_run(
-        config, label, lr, seed, task, device, checkpoint=folder / f"{rid}.pt", step_callback=step_callback,
-        progress=progress, run_id=rid,
+        config,
+        label,
+        lr,
+        seed,
+        task,
+        device,
+        checkpoint=folder / f"{rid}.pt",
+        step_callback=step_callback,
+        progress=progress,
+        run_id=rid,
     )
-    record = {"optimizer": label, "lr": lr, "seed": seed, "metrics": metrics,
-              "seconds": round(time.perf_counter() - started, 3), **code}
+    record = {
+        "optimizer": label,
+        "lr": lr,
+        "seed": seed,
+        "metrics": metrics,
+        "seconds": round(time.perf_counter() - started, 3),
+        **code,
+    }
     write_json_atomically(record, folder / f"{rid}.json")
     (folder / f"{rid}.pt").unlink(missing_ok=True)
 
@@ -171,16 +186,27 @@ def _worker_threads(jobs: int) -> int:
 
 
 def _run_in_workers(
-    config: ExperimentConfig, pending: list[tuple[str, float, int]], jobs: int, device: torch.device,
-    folder: Path, code: dict[str, Any], data_root: Path | None, download: bool, bar: Any,
+    config: ExperimentConfig,
+    pending: list[tuple[str, float, int]],
+    jobs: int,
+    device: torch.device,
+    folder: Path,
+    code: dict[str, Any],
+    data_root: Path | None,
+    download: bool,
+    bar: Any,
     finished: Callable[[tuple[str, float, int]], None],
 ) -> None:
     """Run ``pending`` in ``jobs`` fresh processes ("spawn": CUDA cannot be forked). After a failure no further run
     starts; the runs already under way finish (and are kept for a resume), then the failure is raised."""
     threads = _worker_threads(jobs)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                             initargs=(config, str(device), data_root, download, threads)) as pool:
+    with ProcessPoolExecutor(
+        jobs,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(config, str(device), data_root, download, threads),
+    ) as pool:
         futures = {pool.submit(_run_in_worker, key, folder, code): key for key in pending}
         remaining = set(futures)
         while remaining:
@@ -268,8 +294,13 @@ def run_experiment(
     code = {"commit": prov["commit"], "dirty": prov["dirty"]}
     scope = [key for key in keys if key in wanted]
     total = sum(config.steps + frozen_steps(config.optimizer(label)) for label, _, _ in scope)
-    bar = tqdm(total=total, desc=config.name + (f" {part}" if part else ""), unit="step", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        desc=config.name + (f" {part}" if part else ""),
+        unit="step",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     bar.update(sum(config.steps + frozen_steps(config.optimizer(key[0])) for key in scope if key in done))
     root = Path(data_root) if data_root is not None else None
     count = iter(range(len(scope) - len(pending) + 1, len(scope) + 1))
@@ -280,14 +311,12 @@ def run_experiment(
 
     try:
         if processes > 1:
-            _run_in_workers(config, pending, processes, torch_device, folder, code, root, download, bar,
-                            finished)
+            _run_in_workers(config, pending, processes, torch_device, folder, code, root, download, bar, finished)
         elif pending:
             task = make_task(config, torch_device, data_root=root, download=download)
             for key in pending:
                 bar.set_postfix_str(run_id(*key))
-                _run_and_record(config, key, task, torch_device, folder, code, step_callback,
-                                bar.update)
+                _run_and_record(config, key, task, torch_device, folder, code, step_callback, bar.update)
                 finished(key)
     finally:
         bar.close()

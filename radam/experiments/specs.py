@@ -167,7 +167,9 @@ class ExperimentConfig:
         for spec in self.optimizers:
             if spec.label == label:
                 return spec
-        raise KeyError(f"experiment {self.name!r} has no optimizer {label!r}; it has {[s.label for s in self.optimizers]}")
+        raise KeyError(
+            f"experiment {self.name!r} has no optimizer {label!r}; it has {[s.label for s in self.optimizers]}"
+        )
 
     def first_decay_step(self) -> int | None:
         """The first step whose learning rate is decayed (counted from the first step that moves the parameters)."""
@@ -185,8 +187,10 @@ class ExperimentConfig:
         for spec in self.optimizers:
             span = warmup_span(spec, self.betas[1])
             if span > limit:
-                problems.append(f"{spec.label}: its warmup of {span} steps is more than {MAX_WARMUP_SHARE:.0%} of "
-                                f"the {self.steps} steps")
+                problems.append(
+                    f"{spec.label}: its warmup of {span} steps is more than {MAX_WARMUP_SHARE:.0%} of "
+                    f"the {self.steps} steps"
+                )
             if decay is not None and span > decay:
                 problems.append(f"{spec.label}: its warmup of {span} steps runs into the decay at step {decay}")
         return problems

@@ -76,15 +76,21 @@ def paired_difference(
         metric = "final_valid_loss" if document["config"]["task"] == "language-model" else "final_test_accuracy"
 
     def by_seed(label: str, lr: float) -> dict[int, float | None]:
-        runs = {r["seed"]: r["metrics"].get(metric) for r in document["runs"]
-                if r["optimizer"] == label and float(r["lr"]) == float(lr)}
+        runs = {
+            r["seed"]: r["metrics"].get(metric)
+            for r in document["runs"]
+            if r["optimizer"] == label and float(r["lr"]) == float(lr)
+        }
         if not runs:
             raise KeyError(f"{document['experiment']} has no runs of {label!r} at lr {lr:g}")
         return runs
 
     a, b = by_seed(*first), by_seed(*second)
-    seeds = sorted(seed for seed in a.keys() & b.keys()
-                   if a[seed] is not None and b[seed] is not None and math.isfinite(a[seed]) and math.isfinite(b[seed]))
+    seeds = sorted(
+        seed
+        for seed in a.keys() & b.keys()
+        if a[seed] is not None and b[seed] is not None and math.isfinite(a[seed]) and math.isfinite(b[seed])
+    )
     if len(seeds) < 2:
         raise ValueError(f"{first} and {second} share fewer than two seeds with finite {metric}")
     differences = np.array([a[seed] - b[seed] for seed in seeds], dtype=np.float64)

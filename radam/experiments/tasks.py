@@ -18,8 +18,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from radam.experiments import data as datasets
-from radam.experiments.specs import ExperimentConfig
 from radam.experiments.models import ResNet, TransformerLM
+from radam.experiments.specs import ExperimentConfig
 
 __all__ = ["Task", "LanguageModelTask", "ImageTask", "make_task"]
 
@@ -68,8 +68,13 @@ def _generator(seed: int) -> torch.Generator:
 class LanguageModelTask(Task):
     """Byte-level language modelling on a :class:`~radam.experiments.data.TextCorpus`."""
 
-    def __init__(self, config: ExperimentConfig, device: torch.device, data_root: str | pathlib.Path | None = None,
-                 download: bool = False) -> None:
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        device: torch.device,
+        data_root: str | pathlib.Path | None = None,
+        download: bool = False,
+    ) -> None:
         self.config = config
         self.device = device
         source = config.data["source"]
@@ -126,8 +131,13 @@ class LanguageModelTask(Task):
 class ImageTask(Task):
     """Image classification on an :class:`~radam.experiments.data.ImageDataset` with random-crop augmentation."""
 
-    def __init__(self, config: ExperimentConfig, device: torch.device, data_root: str | pathlib.Path | None = None,
-                 download: bool = False) -> None:
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        device: torch.device,
+        data_root: str | pathlib.Path | None = None,
+        download: bool = False,
+    ) -> None:
         self.config = config
         self.device = device
         source = config.data["source"]
@@ -150,8 +160,9 @@ class ImageTask(Task):
         self.reset_sampler(0)
 
     def make_model(self) -> nn.Module:
-        return ResNet(in_channels=self.dataset.train_images.shape[1], num_classes=self.dataset.num_classes,
-                      **self.config.model)
+        return ResNet(
+            in_channels=self.dataset.train_images.shape[1], num_classes=self.dataset.num_classes, **self.config.model
+        )
 
     def reset_sampler(self, seed: int) -> None:
         self.generator = _generator(seed)
@@ -212,8 +223,9 @@ class ImageTask(Task):
         return {"test_accuracy": float(correct) / n, "test_loss": float(total_loss) / n}
 
 
-def make_task(config: ExperimentConfig, device: torch.device, data_root: str | pathlib.Path | None = None,
-              download: bool = False) -> Task:
+def make_task(
+    config: ExperimentConfig, device: torch.device, data_root: str | pathlib.Path | None = None, download: bool = False
+) -> Task:
     """The task of ``config`` on ``device``; ``data_root``/``download`` are for the opt-in datasets only."""
     if config.task == "language-model":
         return LanguageModelTask(config, device, data_root, download)

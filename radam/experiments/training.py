@@ -31,8 +31,8 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from radam.atomic import atomic_open
-from radam.experiments.specs import ExperimentConfig
 from radam.experiments.optimizers import build_optimizer, frozen_steps, schedule_factor
+from radam.experiments.specs import ExperimentConfig
 from radam.experiments.tasks import Task
 
 __all__ = ["train_run", "log_magnitude_histogram", "StepCallback"]
@@ -129,7 +129,8 @@ def train_run(
     start = 0
     if checkpoint is not None and checkpoint.exists():
         try:
-            # Load on the CPU: RNG and sampler states must stay CPU tensors; load_state_dict moves the rest to the device.
+            # Load on the CPU: RNG and sampler states must stay CPU tensors; load_state_dict moves the rest to the
+            # device.
             saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])

@@ -44,6 +44,7 @@ from radam.theory.ema import (
     sma_length_numeric,
 )
 from radam.theory.ema_psi import ema_psi_moments, weighted_chi2_psi_moments
+
 # The names under which radam.functional and radam.fused read the series (radam.theory.gamma_ratio is its home)
 from radam.theory.gamma_ratio import ASYMPTOTIC_FROM as _ASYMPTOTIC_FROM  # noqa: F401
 from radam.theory.gamma_ratio import LOG_GAMMA_RATIO_COEFFS as _LOG_GAMMA_RATIO_COEFFS  # noqa: F401
@@ -95,4 +96,3 @@ __all__ = [
     "simulate_adaptive_lr_variance",
     "AdaptiveLRVariance",
 ]
-

@@ -25,7 +25,7 @@ def check_step(t: ArrayLike) -> np.ndarray:
 
 
 def check_dof(rho: ArrayLike, minimum: float) -> np.ndarray:
-    """The degrees of freedom ``rho`` as float64, every value finite and above ``minimum`` (``ValueError`` otherwise)."""
+    """The degrees of freedom ``rho`` as float64, every value finite and above ``minimum`` (ValueError otherwise)."""
     rho = np.asarray(rho, dtype=np.float64)
     if not np.all((rho > minimum) & np.isfinite(rho)):  # written so that nan fails too
         raise ValueError(f"the degrees of freedom rho must be a finite number above {minimum:g} here, got {rho}")

@@ -39,8 +39,6 @@ def weighted_chi2_psi_moments(weights: ArrayLike) -> tuple[float, float]:
     # and rescale. The integrands change on the scales 1/(2 w_i), which may span hundreds of orders of magnitude, so
     # both integrals are taken over s = log u (u = e^s, du = e^s ds), split at those scales.
     total = float(np.sum(weights))
-    two_w = 2.0 * weights / total
-
     log_two_w = np.log(2.0 * weights / total)
 
     def log_laplace(s: float) -> float:  # log E[exp(-u S')] at u = e^s, without overflow for any s

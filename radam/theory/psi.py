@@ -140,8 +140,8 @@ def variance_psi_exact(rho: ArrayLike, sigma: ArrayLike = 1.0) -> np.ndarray:
 
     Finite for every ``rho > 2`` (``ValueError`` otherwise). The two terms in brackets agree to about
     ``log10(rho)`` digits, so the difference is computed as ``-expm1(log q)``, with ``log q`` from log-gamma for
-    moderate ``rho`` and from its asymptotic (Bernoulli-polynomial) series for ``rho >= 20``: a relative error below 1e-12
-    (checked against 50-digit arithmetic) from ``rho`` just above 2 up to ``rho = 1e6`` and beyond.
+    moderate ``rho`` and from its asymptotic (Bernoulli-polynomial) series for ``rho >= 20``: a relative error below
+    1e-12 (checked against 50-digit arithmetic) from ``rho`` just above 2 up to ``rho = 1e6`` and beyond.
     """
     rho = _check_dof(rho, 2.0)
     sigma = _check_sigma(sigma)
