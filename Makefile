@@ -71,7 +71,7 @@ repository-url: $(INSTALLED)
 	$(PY) -m tools.book_tools sync-repository-url
 
 ## On a machine with a CUDA GPU, with the python3 and torch it has (no .venv, nothing installed, no network): the
-## tests that need the GPU (their record: radam/data/bench/cuda-GPU-tests.json), the benchmark (JSON into
+## tests that need the GPU (their record: radam/data/test-records/cuda-GPU.json), the benchmark (JSON into
 ## radam/data/bench/) and the full-size experiments (radam/data/NAME-full.json), each resumable. Commit what they
 ## write, then `make notebooks`.
 GPU_PYTHON ?= python3
@@ -80,7 +80,7 @@ GPU_RUN := PYTHONPATH=$(CURDIR) PYTHONUNBUFFERED=1 $(GPU_PYTHON)
 
 # (tests/test_fused.py is left to CI: its interpreter tests need Triton >= 3.9's interpreter with numpy 2)
 gpu-tests:
-	$(GPU_RUN) -m tools.test_record run --out-dir radam/data/bench -- -q -rs \
+	$(GPU_RUN) -m tools.test_record run --out-dir radam/data/test-records -- -q -rs \
 		tests/test_fused_cuda.py tests/test_optimizer_cuda.py tests/test_bench.py
 
 gpu-bench:

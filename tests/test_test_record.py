@@ -55,7 +55,7 @@ def test_no_report_writes_no_record(tmp_path, monkeypatch):
 
 
 def committed_record():
-    return json.loads(files("radam").joinpath("data", "bench", "cuda-nvidia-h200-tests.json").read_text())
+    return json.loads(files("radam").joinpath("data", "test-records", "cuda-nvidia-h200.json").read_text())
 
 
 def test_the_committed_cuda_record_is_well_formed():

@@ -2,9 +2,9 @@
 
 ``make gpu-tests`` runs the CUDA tests through this module on a machine with a GPU::
 
-    python -m tools.test_record run --out-dir radam/data/bench -- tests/test_fused_cuda.py ...
+    python -m tools.test_record run --out-dir radam/data/test-records -- tests/test_fused_cuda.py ...
 
-which writes ``radam/data/bench/cuda-nvidia-h200-tests.json`` on an H200 (the benchmark's file name and ``-tests``).
+which writes ``radam/data/test-records/cuda-nvidia-h200.json`` on an H200 (named like the benchmark's files).
 
 pytest writes its JUnit XML report to a temporary file; the record keeps, per test, its node id, outcome
 (``passed``, ``failed``, ``error``, ``skipped``) and, for a failure, the first line of its message, plus the counts
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run pytest and write its record")
     where = run.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", type=Path, help="the JSON record to write")
-    where.add_argument("--out-dir", type=Path, help="write DEVICE-tests.json there (cuda-nvidia-h200-tests.json)")
+    where.add_argument("--out-dir", type=Path, help="write DEVICE.json there (cuda-nvidia-h200.json)")
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: the arguments for pytest")
     args = parser.parse_args(argv)
 
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m pytest " + shlex.join(pytest_args)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     document = record(tests, command, _provenance.record(command, device))
-    out = args.out or args.out_dir / default_filename(document["provenance"]).replace(".json", "-tests.json")
+    out = args.out or args.out_dir / default_filename(document["provenance"])
     write_json_atomically(check_record(document), out)
     print(f"{out}: {document['runs'][0]['counts']}")
     return returncode
