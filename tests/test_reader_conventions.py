@@ -16,7 +16,11 @@ from pybtex.database import parse_file
 
 ROOT = Path(__file__).resolve().parent.parent
 READER_PASSED = [
-    "01_warmup_problem", "02_adaptive_lr_variance", "03_ema_as_sma", "04_rectification", "06_training_comparisons",
+    "01_warmup_problem",
+    "02_adaptive_lr_variance",
+    "03_ema_as_sma",
+    "04_rectification",
+    "06_training_comparisons",
 ]
 READER_PASSED_PAGES = ["book/intro.md"]
 MAX_VISIBLE_ASSERTS = 5  # in the whole book; for now counted over the chapters in READER_PASSED
