@@ -24,14 +24,41 @@ def test_sync_repository_url_names_a_notebook_without_the_install_cell(tmp_path)
         book_tools.sync_repository_url([path])
 
 
-def test_sync_repository_url_rewrites_the_install_cell(tmp_path):
+OLD_BADGE = (
+    "# A chapter\n\n[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+    "(https://colab.research.google.com/github/someone/old/blob/main/notebooks/chapter.ipynb)"
+)
+
+
+def test_sync_repository_url_names_a_notebook_without_the_colab_badge(tmp_path):
     path = tmp_path / "chapter.ipynb"
     notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(book_tools.install_cell_source("https://github.com/someone/old"))]
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# A chapter"),
+        nbformat.v4.new_code_cell(book_tools.install_cell_source("https://github.com/someone/old")),
+    ]
+    nbformat.write(notebook, path)
+    with pytest.raises(ValueError, match="chapter.ipynb: the first cell has no Colab badge"):
+        book_tools.sync_repository_url([path])
+
+
+def test_sync_repository_url_rewrites_the_install_cell_and_the_badge(tmp_path):
+    path = tmp_path / "chapter.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell(OLD_BADGE),
+        nbformat.v4.new_code_cell(book_tools.install_cell_source("https://github.com/someone/old")),
+    ]
     nbformat.write(notebook, path)
     assert book_tools.sync_repository_url([path]) == [path]
-    source = nbformat.read(path, as_version=4).cells[0].source
-    assert book_tools.installed_url(source) == book_tools.repository_url()
+    title, install = nbformat.read(path, as_version=4).cells
+    assert book_tools.installed_url(install.source) == book_tools.repository_url()
+    target = book_tools.colab_badge_target(book_tools.repository_url(), book_tools.colab_branch(), "chapter.ipynb")
+    assert (
+        title.source
+        == f"# A chapter\n\n[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({target})"
+    )
+    assert "/blob/colab/notebooks/chapter.ipynb" in target
     assert book_tools.sync_repository_url([path]) == []  # already in step: the file is left alone
 
 

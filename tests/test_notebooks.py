@@ -12,6 +12,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tools import book_tools  # noqa: E402
 from tools.book_tools import INSTALL_CELL_MARKER, install_cell_source, installed_url, repository_url  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -107,6 +108,17 @@ def test_colab_button_and_repository_are_configured():
     assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     assert config["execute"]["execute_notebooks"] == "off"
     assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", repository_url())
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_colab_badge_opens_the_chapters_colab_edition(notebook):
+    """The badge under each chapter's title opens its Colab edition (plain Markdown, numbers filled in) on the
+    branch the site's Colab button opens, not the MyST notebook on main, which Colab cannot render."""
+    target = book_tools.colab_badge_target(repository_url(), book_tools.colab_branch(), notebook.name)
+    title = nbformat.read(notebook, as_version=4).cells[0]
+    assert f"(https://colab.research.google.com/assets/colab-badge.svg)]({target})" in title.source, (
+        f"{notebook.name}: run `make repository-url`"
+    )
 
 
 NBVAL = ["--nbval", "--nbval-current-env", "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg")]

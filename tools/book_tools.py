@@ -4,7 +4,8 @@
     re-runs each notebook in place in the current environment (what ``make notebooks`` does; committed outputs are
     made this way and no other).
 ``python -m tools.book_tools sync-repository-url``
-    rewrites every notebook's install cell to install from ``repository.url`` in ``_config.yml`` (for a fork).
+    rewrites every notebook's install cell to install from ``repository.url`` in ``_config.yml``, and its "Open in
+    Colab" badge to open the chapter's Colab edition on the branch ``repository.branch`` (for a fork).
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from pathlib import Path
 import nbformat
 import yaml
 
-__all__ = ["repository_url", "install_cell_source", "INSTALL_CELL_MARKER", "execute_notebook", "main"]
+__all__ = [
+    "repository_url",
+    "colab_branch",
+    "install_cell_source",
+    "colab_badge_target",
+    "INSTALL_CELL_MARKER",
+    "execute_notebook",
+    "main",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_CELL_MARKER = "# Colab only: install the radam package"
@@ -28,6 +37,22 @@ def repository_url(config: Path = ROOT / "_config.yml") -> str:
     """The repository URL from the book's ``_config.yml``: the one place it is written."""
     with open(config, encoding="utf-8") as f:
         return yaml.safe_load(f)["repository"]["url"]
+
+
+def colab_branch(config: Path = ROOT / "_config.yml") -> str:
+    """The branch the Colab buttons open (``repository.branch``): the one the Colab editions are published to."""
+    with open(config, encoding="utf-8") as f:
+        return yaml.safe_load(f)["repository"]["branch"]
+
+
+_COLAB_BADGE_TARGET = re.compile(
+    r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/[\w./-]+?/notebooks/[\w.-]+\.ipynb"
+)
+
+
+def colab_badge_target(url: str, branch: str, notebook: str) -> str:
+    """Where a chapter's "Open in Colab" badge leads: its Colab edition on ``branch`` of the repository ``url``."""
+    return f"https://colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/{branch}/notebooks/{notebook}"
 
 
 def install_cell_source(url: str) -> str:
@@ -48,7 +73,8 @@ def installed_url(source: str) -> str | None:
 
 
 def sync_repository_url(paths: list[Path]) -> list[Path]:
-    """Rewrite the install cell of each notebook to use ``_config.yml``'s URL; return the notebooks changed."""
+    """Rewrite the install cell and the Colab badge of each notebook from ``_config.yml``; return the notebooks
+    changed."""
     source = install_cell_source(repository_url())
     changed = []
     for path in paths:
@@ -56,8 +82,12 @@ def sync_repository_url(paths: list[Path]) -> list[Path]:
         cell = next((c for c in nb.cells if c.cell_type == "code"), None)
         if cell is None or not cell.source.startswith(INSTALL_CELL_MARKER):
             raise ValueError(f"{path}: the first code cell is not the Colab install cell")
-        if cell.source != source:
-            cell.source = source
+        title = nb.cells[0]
+        if title.cell_type != "markdown" or not _COLAB_BADGE_TARGET.search(title.source):
+            raise ValueError(f"{path}: the first cell has no Colab badge")
+        badge = _COLAB_BADGE_TARGET.sub(colab_badge_target(repository_url(), colab_branch(), path.name), title.source)
+        if cell.source != source or title.source != badge:
+            cell.source, title.source = source, badge
             nbformat.write(nb, path)
             changed.append(path)
     return changed
