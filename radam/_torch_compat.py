@@ -18,9 +18,6 @@ name                                     in torch
 ``_view_as_real``                        every supported version
 ``_group_tensors_by_device_and_dtype``   ``Optimizer``'s static method, every supported version
 ``_disable_dynamo``                      ``torch._disable_dynamo``, every supported version
-``step.hooked``, ``step.__wrapped__``    the wrapper that ``Optimizer._patch_step_function`` puts around a
-                                         class's ``step`` to run the step hooks, every supported version:
-                                         :func:`step_without_hooks` unwraps it
 ``Optimizer``'s graph-capture check      ``_accelerator_graph_capture_health_check`` from 2.11, before it
                                          ``_cuda_graph_capture_health_check`` (same job, CUDA only):
                                          :func:`graph_capture_health_check` calls whichever exists
@@ -33,7 +30,7 @@ package with an older one raises an ``ImportError`` that names it.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -41,7 +38,6 @@ __all__ = [
     "TORCH_FLOOR",
     "check_torch_version",
     "graph_capture_health_check",
-    "step_without_hooks",
     "torch_version",
     "_default_to_fused_or_foreach",
     "_disable_dynamo",
@@ -102,11 +98,3 @@ def graph_capture_health_check(optimizer: torch.optim.Optimizer) -> None:
     if check is None:
         check = optimizer._cuda_graph_capture_health_check
     check()
-
-
-def step_without_hooks(optimizer_class: type[torch.optim.Optimizer]) -> Callable[..., Any]:
-    """``optimizer_class.step`` without the wrapper that runs the optimizer step hooks, which torch puts around a
-    class's ``step`` once it has an instance (marking the wrapper ``hooked``). A subclass whose own ``step`` calls
-    its parent's needs this, so that the hooks, which already ran around its own step, do not run a second time."""
-    step = optimizer_class.step
-    return step.__wrapped__ if getattr(step, "hooked", False) else step

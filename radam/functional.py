@@ -276,8 +276,8 @@ def _weight_decay(
 
 def _amsgrad_max_(max_exp_avg_sq: torch.Tensor, exp_avg_sq: torch.Tensor, differentiable: bool) -> torch.Tensor:
     r"""AMSGrad: :math:`v_{\max,t} = \max(v_{\max,t-1}, v_t)`, in place; returned for the denominator."""
-    if differentiable:  # maximum() saves its inputs for backward: give it a copy that copy_ won't modify
-        max_exp_avg_sq.copy_(torch.maximum(max_exp_avg_sq.clone(), exp_avg_sq))
+    if differentiable:  # maximum() saves both inputs for backward: copies that no later in-place op modifies
+        max_exp_avg_sq.copy_(torch.maximum(max_exp_avg_sq.clone(), exp_avg_sq.clone()))
     else:
         torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
     return max_exp_avg_sq
@@ -306,10 +306,16 @@ def _rectified_update(
     allocating four more tensors the size of the parameter. (``a / d`` for a number ``a`` is ``d.reciprocal() * a`` in
     torch, hence ``reciprocal_().mul_(a)``.)
     """
-    if differentiable:  # autograd needs the intermediate values: no in-place products
-        return bias_corrected_exp_avg * lr * _adaptive_lr(second_moment, bias_correction2, eps, True) * rect
+    if differentiable or _promotes(bias_corrected_exp_avg, lr):  # autograd's values, or torch's wider product
+        return bias_corrected_exp_avg * lr * _adaptive_lr(second_moment, bias_correction2, eps, differentiable) * rect
     adaptive_lr = second_moment.sqrt().add_(eps).reciprocal_().mul_(bias_correction2**0.5)
     return bias_corrected_exp_avg.mul_(lr).mul_(adaptive_lr).mul_(rect)
+
+
+def _promotes(tensor: torch.Tensor, lr: Any) -> bool:
+    """Whether ``tensor * lr`` has a wider dtype than ``tensor``: a 0-dim tensor times a 0-dim tensor ``lr`` of a
+    wider dtype (torch's out-of-place product then rounds once, where an in-place one would round twice)."""
+    return isinstance(lr, torch.Tensor) and torch.result_type(tensor, lr) != tensor.dtype
 
 
 def _step_factor(
@@ -402,7 +408,8 @@ def _single_tensor_radam(
                                        differentiable)
             param.add_(update, alpha=-1.0)
         elif degenerate == "sgd":  # SGD with bias-corrected momentum: no v_t, no eps
-            param.add_(bias_corrected_exp_avg * lr if differentiable else bias_corrected_exp_avg.mul_(lr), alpha=-1.0)
+            in_place = not (differentiable or _promotes(bias_corrected_exp_avg, lr))
+            param.add_(bias_corrected_exp_avg.mul_(lr) if in_place else bias_corrected_exp_avg * lr, alpha=-1.0)
         # else degenerate == "skip": theta is left unchanged
 
 

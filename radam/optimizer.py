@@ -66,6 +66,15 @@ def _check_moments_fit(group_index: int, params: list[torch.Tensor], state: dict
                 )
 
 
+def _store_python_scalars(group: dict[str, Any]) -> None:
+    """Store a valid ``threshold`` as a Python float and ``amsgrad`` as a Python bool (a numpy scalar set on the group
+    in place would stop ``torch.load(..., weights_only=True)`` of the state dict)."""
+    if type(group["threshold"]) is not float:
+        group["threshold"] = float(group["threshold"])
+    if type(group["amsgrad"]) is not bool:
+        group["amsgrad"] = bool(group["amsgrad"])
+
+
 class RAdam(Optimizer):
     r"""Rectified Adam (Liu et al., ICLR 2020); with default arguments, exactly ``torch.optim.RAdam``.
 
@@ -107,10 +116,13 @@ class RAdam(Optimizer):
                                               and float32 there (see ``capturable`` below)
     Official code (LiyuanLucasLiu/RAdam       ``degenerate="skip"``, ``decoupled_weight_decay=True``,
     HEAD, ``degenerated_to_sgd=False``)       ``threshold=5.0``. Its test is :math:`\rho_t \ge 5` where
-                                              ours is :math:`\rho_t > 5`: identical for every
-                                              :math:`\beta_2` in practice (:math:`\rho_t` is never exactly
-                                              5). Decoupled decay there is applied only on updating
-                                              steps, as ``"skip"`` does here. It computes in float32
+                                              ours (and torch's) is :math:`\rho_t > 5`. They differ
+                                              only at a step where :math:`\rho_t` is exactly 5, which
+                                              is degenerate here and adaptive there; that is rare but
+                                              happens (:math:`\beta_2 = 0.8397685748659791` gives
+                                              :math:`\rho_6 = 5.0`). Decoupled decay there is applied
+                                              only on updating steps, as ``"skip"`` does here. It
+                                              computes in float32
                                               copies of low-precision params, which we do not.
     Paper, Algorithm 2                        ``threshold=4.0``, ``degenerate="sgd"``; its experiments
                                               used ``decoupled_weight_decay=True``
@@ -415,6 +427,7 @@ class RAdam(Optimizer):
                 check_variant_options(*variant)
                 if cached is not None:
                     cached.variant = variant
+            _store_python_scalars(group)
             lr = group["lr"]
             if isinstance(lr, torch.Tensor) and lr.numel() != 1:
                 raise ValueError("Tensor lr must be 1-element")

@@ -21,8 +21,9 @@ from typing import Any
 
 import torch
 from torch.optim import Optimizer
+from torch.optim.adam import adam as functional_adam
 
-from radam._torch_compat import step_without_hooks
+from radam._torch_compat import _get_scalar_dtype
 
 __all__ = ["Adam2k", "AdamEps"]
 
@@ -124,53 +125,65 @@ class Adam2k(Optimizer):
                 loss = closure()
 
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
-            freeze_steps = group["freeze_steps"]
             for param in group["params"]:
-                if param.grad is None:
-                    continue
-                grad = param.grad
-                if grad.is_sparse:
+                if param.grad is not None and param.grad.is_sparse:
                     raise RuntimeError("Adam2k does not support sparse gradients")
-                if torch.is_complex(param):
+                if param.grad is not None and torch.is_complex(param):
                     raise RuntimeError("Adam2k does not support complex parameters")
-                if group["maximize"]:
-                    grad = -grad
-                state = self.state[param]
-                if len(state) == 0:
-                    state["step"] = torch.tensor(0.0, dtype=torch.float32)
-                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                step_t = state["step"]
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-
-                step_t += 1
-                step = step_t.item()
-                frozen = step <= freeze_steps
-
-                if weight_decay != 0:
-                    if group["decoupled_weight_decay"]:
-                        if not frozen:
-                            param.mul_(1 - lr * weight_decay)
-                    else:
-                        grad = grad.add(param, alpha=weight_decay)
-
-                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                if frozen:
-                    continue
-
-                exp_avg.lerp_(grad, 1 - beta1)
-                if group["first_moment_correction"] == "total":
-                    moment_steps = step
-                else:
-                    moment_steps = step - freeze_steps
-                bias_correction1 = 1 - beta1**moment_steps
-                bias_correction2 = 1 - beta2**step
-                step_size = lr / bias_correction1
-                denom = (exp_avg_sq.sqrt() / bias_correction2**0.5).add_(eps)
-                param.addcdiv_(exp_avg, denom, value=-step_size)
+        for group in self.param_groups:
+            self._step_group(group)
         return loss
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        """One step of a param group, as multi-tensor operations over the parameters that share a step count."""
+        beta1, beta2 = group["betas"]
+        lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+        freeze_steps = group["freeze_steps"]
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        for param in params:
+            state = self.state[param]
+            if len(state) == 0:
+                state["step"] = torch.tensor(0.0, dtype=torch.float32)
+                state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        states = [self.state[p] for p in params]
+        steps = [s["step"] for s in states]
+        exp_avgs = [s["exp_avg"] for s in states]
+        exp_avg_sqs = [s["exp_avg_sq"] for s in states]
+        grads = [p.grad for p in params]
+        if group["maximize"]:
+            grads = torch._foreach_neg(grads)
+
+        torch._foreach_add_(steps, 1.0)
+        # weight decay: L2 is part of g_t (so of v_t, frozen steps included); decoupled decay moves with the params
+        if weight_decay != 0 and not group["decoupled_weight_decay"]:
+            grads = torch._foreach_add(grads, params, alpha=weight_decay)
+        # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2, every step
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+
+        # the rest only for the parameters past the freeze, in sets that share a step count t (one host read)
+        by_step: dict[float, list[int]] = {}
+        for index, step in enumerate(torch.stack(steps).tolist()):
+            if step > freeze_steps:
+                by_step.setdefault(step, []).append(index)
+        for step, members in by_step.items():
+            moving = [params[i] for i in members]
+            if weight_decay != 0 and group["decoupled_weight_decay"]:
+                torch._foreach_mul_(moving, 1 - lr * weight_decay)
+            moving_exp_avgs = [exp_avgs[i] for i in members]
+            # m_t = beta1 m_{t-1} + (1 - beta1) g_t
+            torch._foreach_lerp_(moving_exp_avgs, [grads[i] for i in members], 1 - beta1)
+            moment_steps = step if group["first_moment_correction"] == "total" else step - freeze_steps
+            bias_correction1 = 1 - beta1**moment_steps
+            bias_correction2 = 1 - beta2**step
+            # theta_t = theta_{t-1} - lr / (1 - beta1^s) m_t / (sqrt(v_t / (1 - beta2^t)) + eps)
+            denominators = torch._foreach_sqrt([exp_avg_sqs[i] for i in members])
+            torch._foreach_div_(denominators, bias_correction2**0.5)
+            torch._foreach_add_(denominators, eps)
+            torch._foreach_addcdiv_(moving, moving_exp_avgs, denominators, value=-(lr / bias_correction1))
 
 
 class AdamEps(torch.optim.Adam):
@@ -202,23 +215,65 @@ class AdamEps(torch.optim.Adam):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         r"""One Adam step with :math:`\epsilon_t = \epsilon/\sqrt{1-\beta_2^t}` in every group; return the closure's
-        loss."""
+        loss. Every group is checked before any parameter moves."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        base_eps = [group["eps"] for group in self.param_groups]
+        for group in self.param_groups:
+            if any(p.grad is not None and p.grad.is_sparse for p in group["params"]):
+                raise RuntimeError("AdamEps does not support sparse gradients")
         steps = [self._next_step(index, group) for index, group in enumerate(self.param_groups)]
-        try:
-            for group, eps, t in zip(self.param_groups, base_eps, steps):
-                group["eps"] = eps / math.sqrt(1 - group["betas"][1] ** t)
-            # torch.optim.Adam's step without its hook wrapper: the step hooks already ran around this step, and
-            # must not run a second time (with the rescaled epsilon) inside it
-            step_without_hooks(torch.optim.Adam)(self)
-        finally:
-            for group, eps in zip(self.param_groups, base_eps):
-                group["eps"] = eps
+        for group, t in zip(self.param_groups, steps):
+            lists, has_complex = self._collect(group)
+            beta1, beta2 = group["betas"]
+            # torch.optim.Adam's functional step (public: torch.optim.adam.adam), with epsilon_t for epsilon
+            functional_adam(
+                *lists,
+                amsgrad=group["amsgrad"],
+                has_complex=has_complex,
+                beta1=beta1,
+                beta2=beta2,
+                lr=group["lr"],
+                weight_decay=group["weight_decay"],
+                eps=group["eps"] / math.sqrt(1 - beta2**t),
+                maximize=group["maximize"],
+                foreach=group["foreach"],
+                capturable=False,
+                differentiable=group["differentiable"],
+                fused=group["fused"],
+                grad_scale=getattr(self, "grad_scale", None),
+                found_inf=getattr(self, "found_inf", None),
+                decoupled_weight_decay=group["decoupled_weight_decay"],
+            )
         return loss
+
+    def _collect(self, group: dict[str, Any]) -> tuple[list[list[torch.Tensor]], bool]:
+        """The group's parameters with a gradient, their gradients, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``
+        (amsgrad) and ``step``, creating the state of a first step as ``torch.optim.Adam`` does; and whether any
+        parameter is complex."""
+        lists: list[list[torch.Tensor]] = [[] for _ in range(6)]
+        params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = lists
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if len(state) == 0:
+                on_device = bool(group["fused"])
+                state["step"] = torch.zeros((), dtype=_get_scalar_dtype(is_fused=on_device),
+                                            device=p.device if on_device else "cpu")
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            params.append(p)
+            grads.append(p.grad)
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
+            if group["amsgrad"]:
+                max_exp_avg_sqs.append(state["max_exp_avg_sq"])
+            steps.append(state["step"])
+        return lists, any(map(torch.is_complex, params))
 
     def _next_step(self, index: int, group: dict[str, Any]) -> int:
         """The step number :math:`t` that this step gives the group's parameters (checked to be the same for all)."""
