@@ -54,16 +54,19 @@ parameter's dtype where they are applied (see ``radam.RAdam``'s ``capturable`` f
 
 from __future__ import annotations
 
-import functools
 import importlib
-import math
-import numbers
 from types import ModuleType
-from typing import Any, Callable, NamedTuple
+from typing import Any
 
-import numpy as np
 import torch
-from radam import theory
+
+from radam._step_scalars import (
+    DEGENERATE_MODES,
+    RECTIFIERS,
+    check_variant_options,
+    device_scalars,
+    host_scalars,
+)
 from radam._torch_compat import (
     _default_to_fused_or_foreach,
     _disable_dynamo,
@@ -75,159 +78,6 @@ from radam._torch_compat import (
 )
 
 __all__ = ["radam", "DEGENERATE_MODES", "RECTIFIERS", "check_variant_options"]
-
-#: Allowed values of the ``degenerate`` option: what happens while :math:`\rho_t` is at or below the threshold.
-DEGENERATE_MODES = ("sgd", "skip")
-#: Allowed values of the ``rectifier`` option: which formula gives :math:`r_t`.
-RECTIFIERS = ("paper", "exact")
-
-
-def check_variant_options(degenerate: Any, threshold: Any, rectifier: Any, amsgrad: Any) -> None:
-    """Raise ``ValueError`` naming the option and its allowed values if a variant option is invalid.
-
-    ``degenerate`` must be one of ``DEGENERATE_MODES``, ``rectifier`` one of ``RECTIFIERS``, ``amsgrad`` a
-    bool (Python's or numpy's), and ``threshold`` a real number (any ``numbers.Real``, numpy scalars included; not
-    a bool): at least 4 for the paper's rectifier (its formula is real only for :math:`\\rho_t > 4`) and above 2
-    for the exact one (the exact variance is finite only for :math:`\\rho > 2`). ``radam.RAdam`` stores a
-    valid ``threshold`` as a Python float and ``amsgrad`` as a Python bool.
-    """
-    if not isinstance(degenerate, str) or degenerate not in DEGENERATE_MODES:
-        raise ValueError(f"Invalid degenerate option: {degenerate!r}; allowed values are {DEGENERATE_MODES}")
-    if not isinstance(rectifier, str) or rectifier not in RECTIFIERS:
-        raise ValueError(f"Invalid rectifier option: {rectifier!r}; allowed values are {RECTIFIERS}")
-    if not isinstance(amsgrad, (bool, np.bool_)):
-        raise ValueError(f"Invalid amsgrad option: {amsgrad!r}; allowed values are (False, True)")
-    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real) or math.isnan(threshold):
-        raise ValueError(f"Invalid threshold option: {threshold!r}; it must be a real number")
-    if rectifier == "paper" and not threshold >= 4.0:
-        raise ValueError(
-            f"Invalid threshold option: {threshold} with rectifier='paper'; it must be >= 4 "
-            "(the paper's rectifier is real only for rho_t > 4)"
-        )
-    if rectifier == "exact" and not threshold > 2.0:
-        raise ValueError(
-            f"Invalid threshold option: {threshold} with rectifier='exact'; it must be > 2 "
-            "(the exact variance of psi is finite only for rho > 2)"
-        )
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The scalars of one step: rho_t, the test rho_t > threshold, the rectifier r_t (shared by every path)
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _rho_inf(beta2: float) -> float:
-    r""":math:`\rho_\infty = 2/(1-\beta_2) - 1`: the longest SMA that an EMA with rate :math:`\beta_2` stands for."""
-    return 2 / (1 - beta2) - 1
-
-
-def _rho_t(step: Any, beta2: float, bias_correction2: Any) -> Any:
-    r""":math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)`: the SMA length that :math:`v_t` stands for at step t.
-
-    Written exactly as torch writes it (``bias_correction2`` is :math:`1-\beta_2^t`), for Python floats or float64
-    tensors alike, so that every path takes the same branch as ``torch.optim.RAdam``'s default path.
-    """
-    return _rho_inf(beta2) - 2 * step * (beta2**step) / bias_correction2
-
-
-def _paper_rectifier(rho_t: Any, rho_inf: float) -> Any:
-    r"""The paper's :math:`r_t = \sqrt{(\rho_t-4)(\rho_t-2)\rho_\infty / ((\rho_\infty-4)(\rho_\infty-2)\rho_t)}`."""
-    return ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-
-
-def _exact_rectifier(rho_t: Any, rho_inf: float) -> Any:
-    r"""The exact :math:`r_t = \sqrt{\operatorname{Var}[\psi]|_{\rho_\infty} / \operatorname{Var}[\psi]|_{\rho_t}}`.
-
-    From the :math:`\rho_t` the step was tested with, so that an adaptive step never gets :math:`r_t = 0`. A Python
-    float goes to ``radam.theory.variance_psi_exact`` (cached); a tensor to its torch twin, on the tensor's device.
-    """
-    if isinstance(rho_t, torch.Tensor):
-        return torch.sqrt(_variance_psi_tensor(torch.full_like(rho_t, rho_inf)) / _variance_psi_tensor(rho_t))
-    return _exact_rectifier_float(float(rho_t), rho_inf)
-
-
-@functools.lru_cache(maxsize=256)  # the tensors of a group share their step: one theory call per (rho_t, rho_inf)
-def _exact_rectifier_float(rho_t: float, rho_inf: float) -> float:
-    """``_exact_rectifier`` for Python floats, with ``radam.theory.variance_psi_exact``."""
-    return math.sqrt(float(theory.variance_psi_exact(rho_inf)) / float(theory.variance_psi_exact(rho_t)))
-
-
-def _rectifier(rho_t: Any, rho_inf: float, rectifier: str) -> Any:
-    r""":math:`r_t` for an adaptive step (:math:`\rho_t` above the threshold): the paper's or the exact one."""
-    return _paper_rectifier(rho_t, rho_inf) if rectifier == "paper" else _exact_rectifier(rho_t, rho_inf)
-
-
-# The coefficients of radam.theory's asymptotic series for log q, as Python floats (traceable by torch.compile)
-_LOG_Q_COEFFS = tuple(float(c) for c in theory._LOG_GAMMA_RATIO_COEFFS)
-_LOG_Q_ASYMPTOTIC_FROM = float(theory._ASYMPTOTIC_FROM)
-
-
-def _log_q_tensor(rho: torch.Tensor) -> torch.Tensor:
-    """Torch twin of ``radam.theory._log_q``: log of (rho/2 - 1) Gamma((rho-1)/2)^2 / Gamma(rho/2)^2."""
-    x = rho / 2.0
-    direct = torch.log(torch.clamp(x - 1.0, min=1e-300)) + 2.0 * (
-        torch.lgamma(torch.clamp(x - 0.5, min=1e-300)) - torch.lgamma(x)
-    )
-    inv_x = 1.0 / torch.clamp(x, min=_LOG_Q_ASYMPTOTIC_FROM)
-    series = torch.zeros_like(inv_x)
-    for coeff in reversed(_LOG_Q_COEFFS):  # Horner: sum_n c_n inv_x**n
-        series = (series + coeff) * inv_x
-    asymptotic = torch.log1p(-inv_x) + 2.0 * series
-    return torch.where(x >= _LOG_Q_ASYMPTOTIC_FROM, asymptotic, direct)
-
-
-def _variance_psi_tensor(rho: torch.Tensor) -> torch.Tensor:
-    r"""Torch twin of ``radam.theory.variance_psi_exact`` (sigma = 1): :math:`\frac{\rho}{\rho-2}(1-q)`.
-
-    Torch operations only (no ``.item()``, no numpy), so it runs on the tensor's device under CUDA graphs and
-    ``torch.compile(fullgraph=True)``; matches the theory function to about 1e-12 in float64.
-    """
-    return rho / (rho - 2.0) * -torch.expm1(_log_q_tensor(rho))
-
-
-class _StepScalars(NamedTuple):
-    """The scalars of step t. Host path: Python floats and a bool. Capturable: tensors on the step's device."""
-
-    bias_correction1: Any  # 1 - beta1^t
-    bias_correction2: Any  # 1 - beta2^t
-    adaptive: Any  # rho_t > threshold: a rectified adaptive step (else a degenerate one)
-    rect: Any  # r_t on an adaptive step, 0 otherwise
-
-
-def _host_scalars(step: Any, beta1: float, beta2: float, threshold: float, rectifier: str) -> _StepScalars:
-    """The scalars of step t from a step count read back to the host: torch's arithmetic, operation for operation."""
-    bias_correction1 = 1 - beta1**step
-    bias_correction2 = 1 - beta2**step
-    rho_t = _rho_t(step, beta2, bias_correction2)
-    adaptive = rho_t > threshold
-    rect = _rectifier(rho_t, _rho_inf(beta2), rectifier) if adaptive else 0.0  # r_t is real only above the threshold
-    return _StepScalars(bias_correction1, bias_correction2, adaptive, rect)
-
-
-def _device_scalars(
-    step: torch.Tensor, beta1: float, beta2: float, threshold: float, rectifier: str, dtype: torch.dtype
-) -> _StepScalars:
-    r"""The scalars of step t as tensors on the step's device (no host read), for the capturable paths.
-
-    Computed in float64 from ``step.to(torch.float64)`` with the same formulas as ``_host_scalars`` -- in float32,
-    :math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)` cancels catastrophically and picks the wrong branch
-    for :math:`\beta_2 \ge 0.9995` -- then the bias corrections and :math:`r_t` are cast to ``dtype`` (the
-    parameter's, where they are applied). ``adaptive`` is a bool tensor; ``step`` may hold several step counts.
-    """
-    t = step.to(torch.float64)
-    bias_correction1 = 1 - beta1**t
-    bias_correction2 = 1 - beta2**t
-    rho_t = _rho_t(t, beta2, bias_correction2)
-    adaptive = rho_t > threshold
-    rho_inf = _rho_inf(beta2)
-    if rho_inf > threshold:
-        # r_t where adaptive, 0 elsewhere; evaluated at rho_inf where not adaptive (r = 1 there), so the unused
-        # branch of torch.where stays finite and cannot put a nan into the gradients of a differentiable step
-        rect = torch.where(adaptive, _rectifier(torch.where(adaptive, rho_t, rho_inf), rho_inf, rectifier), 0.0)
-    else:  # rho_t < rho_inf <= threshold: never adaptive (beta2 = 0 included)
-        rect = torch.zeros_like(t)
-    return _StepScalars(bias_correction1.to(dtype), bias_correction2.to(dtype), adaptive, rect.to(dtype))
-
 
 def _check_capturable_devices(params: list[torch.Tensor], state_steps: list[torch.Tensor], xla: bool) -> None:
     """With ``capturable=True`` every parameter and its step must sit on the same device of a capturable kind.
@@ -377,9 +227,9 @@ def _single_tensor_radam(
         # t <- t + 1; then 1 - beta1^t, 1 - beta2^t, the test rho_t > threshold and r_t
         step_t += 1
         if capturable:
-            scalars = _device_scalars(step_t, beta1, beta2, threshold, rectifier, param.dtype)
+            scalars = device_scalars(step_t, beta1, beta2, threshold, rectifier, param.dtype)
         else:
-            scalars = _host_scalars(_get_value(step_t), beta1, beta2, threshold, rectifier)
+            scalars = host_scalars(_get_value(step_t), beta1, beta2, threshold, rectifier)
         bias_correction1, bias_correction2, adaptive, rect = scalars
 
         # weight decay: L2 g_t <- g_t + lambda theta, or decoupled theta <- theta (1 - lr lambda)
@@ -496,16 +346,16 @@ def _multi_tensor_radam(
             grouped_grads = torch._foreach_neg(grouped_grads)  # type: ignore[assignment]
 
         # The scalars of each tensor's step t: Python floats read back to the host, or -- capturable -- float64
-        # vectors computed on the device for the whole group at once (see _device_scalars)
+        # vectors computed on the device for the whole group at once (see radam._step_scalars.device_scalars)
         if capturable:
-            scalars = _device_scalars(torch.stack(grouped_state_steps), beta1, beta2, threshold, rectifier,
+            scalars = device_scalars(torch.stack(grouped_state_steps), beta1, beta2, threshold, rectifier,
                                       torch.float64)
             adaptive: Any = scalars.adaptive
         else:
-            host_scalars = [
-                _host_scalars(_get_value(step), beta1, beta2, threshold, rectifier) for step in grouped_state_steps
+            step_scalars = [
+                host_scalars(_get_value(step), beta1, beta2, threshold, rectifier) for step in grouped_state_steps
             ]
-            adaptive = [s.adaptive for s in host_scalars]
+            adaptive = [s.adaptive for s in step_scalars]
 
         # Which tensors move this step: all of them with degenerate="sgd"; only the adaptive ones with "skip"
         # (known on the host unless capturable; the capturable path multiplies by 0 instead).
@@ -553,10 +403,10 @@ def _multi_tensor_radam(
             unrect_step_size = list(c0.to(grouped_params[0].dtype).unbind())
         else:
             # Python floats, in torch's order: r_t is 0 when not adaptive, and the 0/1 "degenerate SGD" indicator
-            unrectified = [0 if (s.adaptive or skip) else 1.0 for s in host_scalars]
-            unrect_step_size = [(lr * u / s.bias_correction1) * -1 for u, s in zip(unrectified, host_scalars)]
+            unrectified = [0 if (s.adaptive or skip) else 1.0 for s in step_scalars]
+            unrect_step_size = [(lr * u / s.bias_correction1) * -1 for u, s in zip(unrectified, step_scalars)]
             rect_step_size = [
-                (s.bias_correction2**0.5) * (lr * s.rect / s.bias_correction1) * -1 for s in host_scalars
+                (s.bias_correction2**0.5) * (lr * s.rect / s.bias_correction1) * -1 for s in step_scalars
             ]
             if len(moving) != len(grouped_params):  # degenerate="skip": only the adaptive tensors move
                 if not moving:
@@ -661,7 +511,39 @@ def radam(
     max_exp_avg_sqs = [] if max_exp_avg_sqs is None else max_exp_avg_sqs
     if amsgrad and len(max_exp_avg_sqs) != len(params):
         raise ValueError("amsgrad=True needs one max_exp_avg_sq tensor per parameter")
+    _radam_checked(params, grads, exp_avgs, exp_avg_sqs, state_steps, decoupled_weight_decay, foreach, differentiable,
+                 capturable, has_complex, maximize, beta1=beta1, beta2=beta2, lr=lr, weight_decay=weight_decay,
+                 eps=eps, fused=fused, degenerate=degenerate, threshold=threshold, rectifier=rectifier,
+                 amsgrad=amsgrad, max_exp_avg_sqs=max_exp_avg_sqs)
 
+
+def _radam_checked(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    exp_avgs: list[torch.Tensor],
+    exp_avg_sqs: list[torch.Tensor],
+    state_steps: list[torch.Tensor],
+    decoupled_weight_decay: bool,
+    foreach: bool | None,
+    differentiable: bool,
+    capturable: bool,
+    has_complex: bool,
+    maximize: bool,
+    *,
+    beta1: float,
+    beta2: float,
+    lr: float | torch.Tensor,
+    weight_decay: float,
+    eps: float,
+    fused: bool | None,
+    degenerate: str,
+    threshold: float,
+    rectifier: str,
+    amsgrad: bool,
+    max_exp_avg_sqs: list[torch.Tensor],
+) -> None:
+    """:func:`radam` after its option checks, which the caller has made: ``radam.RAdam`` checks every group's
+    options once per step, before any group moves, and then calls this for each group."""
     if fused:
         if foreach:
             raise RuntimeError("`fused` and `foreach` cannot be `True` together.")

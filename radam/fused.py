@@ -116,6 +116,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from radam._step_scalars import check_dense_gradients, check_variant_options, variance_at_rho_inf
+
 __all__ = [
     "BLOCK_SIZE",
     "DEFAULT_TUNING",
@@ -125,7 +127,6 @@ __all__ = [
     "build_plan",
     "check_fused_supported",
     "check_lr",
-    "check_step_options",
     "fused_radam",
     "interpreter_enabled",
     "launch_plan",
@@ -406,6 +407,7 @@ def _build_plan(lists: list[list[Tensor]], amsgrad: bool, tuning: Tuning) -> _Pl
     """Validate the tensors and lay out one launch per (device, parameter dtype, step dtype) sub-group."""
     names = ["params", "grads", "exp_avgs", "exp_avg_sqs", "state_steps"] + (["max_exp_avg_sqs"] if amsgrad else [])
     n = len(lists[0])
+    check_dense_gradients(lists[1])
     for name, tensors in zip(names, lists):
         if len(tensors) != n:
             raise ValueError(f"fused_radam: {name} has {len(tensors)} tensors, params has {n}")
@@ -424,8 +426,6 @@ def _build_plan(lists: list[list[Tensor]], amsgrad: bool, tuning: Tuning) -> _Pl
         if grad.dtype != param.dtype or grad.shape != param.shape:
             raise RuntimeError(f"fused_radam: grad {i} is {grad.dtype} {tuple(grad.shape)}, its parameter is "
                                f"{param.dtype} {tuple(param.shape)}")
-        if grad.is_sparse:
-            raise RuntimeError("RAdam does not support sparse gradients")
         state = [exp_avg, exp_avg_sq] + ([lists[5][i]] if amsgrad else [])
         for tensor in state:
             expected = param.dtype if param.is_complex() else state_dtype
@@ -510,15 +510,6 @@ def _build_plan(lists: list[list[Tensor]], amsgrad: bool, tuning: Tuning) -> _Pl
         contiguous=contiguous,
         strided=[(i, flat[i].stride()) for i, c in enumerate(contiguous) if not c],
     )
-
-
-@functools.lru_cache(maxsize=64)
-def _variance_at_rho_inf(beta2: float, threshold: float) -> float:
-    """Var[psi] at rho_inf (exact), the numerator of the exact rectifier; 1.0 where no step can be adaptive."""
-    from radam.theory import variance_psi_exact
-
-    rho_inf = 2.0 / (1.0 - beta2) - 1.0
-    return float(variance_psi_exact(rho_inf)) if rho_inf > max(threshold, 2.0) else 1.0
 
 
 def _n_rows(amsgrad: bool) -> int:
@@ -674,7 +665,7 @@ def fused_radam(
     """
     if not params:
         return
-    check_step_options(degenerate=degenerate, threshold=threshold, rectifier=rectifier)
+    check_variant_options(degenerate, threshold, rectifier, amsgrad)
     if amsgrad and len(max_exp_avg_sqs) != len(params):
         raise ValueError("fused_radam: amsgrad needs one max_exp_avg_sq per parameter")
     tuning = tuning or DEFAULT_TUNING
@@ -689,20 +680,6 @@ def fused_radam(
     launch_plan(plan, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
                 decoupled_weight_decay=decoupled_weight_decay, degenerate=degenerate, threshold=threshold,
                 rectifier=rectifier, amsgrad=amsgrad, maximize=maximize)
-
-
-def check_step_options(*, degenerate: str, threshold: float, rectifier: str) -> None:
-    """``ValueError`` for an option value the kernel has no branch for (the optimizer checks these earlier)."""
-    if degenerate not in ("sgd", "skip"):
-        raise ValueError(f"degenerate must be 'sgd' or 'skip', got {degenerate!r}")
-    if rectifier not in ("paper", "exact"):
-        raise ValueError(f"rectifier must be 'paper' or 'exact', got {rectifier!r}")
-    minimum = 4.0 if rectifier == "paper" else 2.0
-    if not threshold >= minimum:
-        raise ValueError(
-            f"threshold must be at least {minimum:g} for the {rectifier!r} rectifier (its variance is infinite "
-            f"below), got {threshold}"
-        )
 
 
 def build_plan(lists: list[list[Tensor]], amsgrad: bool, tuning: Tuning | None = None) -> _Plan:
@@ -752,7 +729,7 @@ def launch_plan(
     beta2 = float(beta2)
     threshold = float(threshold)
     scalars = (float(beta1), beta2, float(eps), float(weight_decay), threshold,
-               _variance_at_rho_inf(beta2, threshold) if exact else 1.0)
+               variance_at_rho_inf(beta2, threshold) if exact else 1.0)
     flags = (bool(maximize), weight_decay != 0, bool(decoupled_weight_decay), degenerate == "sgd", exact)
     for launch in plan.launches:
         if launch.device.type == "cuda" and not plan.captured and _capturing(launch.device):

@@ -15,15 +15,9 @@ from torch.optim import Optimizer
 
 from radam._counted_state import CountedState, ParamState
 from radam._fused_group import FusedGroupStep, FusedSteps
+from radam._step_scalars import check_dense_gradients, check_variant_options, store_python_scalars
 from radam._torch_compat import _get_scalar_dtype, _use_grad_for_differentiable, graph_capture_health_check
-from radam.functional import (
-    _check_capturable_devices,
-    _uses_foreach,
-    check_fused,
-    check_variant_options,
-    load_fused,
-    radam,
-)
+from radam.functional import _check_capturable_devices, _radam_checked, _uses_foreach, check_fused, load_fused
 
 __all__ = ["RAdam"]
 
@@ -64,15 +58,6 @@ def _check_moments_fit(group_index: int, params: list[torch.Tensor], state: dict
                     "as it was: step with fused=True, or convert the moments yourself (state[p][key] = "
                     "state[p][key].to(p.dtype), which rounds them)"
                 )
-
-
-def _store_python_scalars(group: dict[str, Any]) -> None:
-    """Store a valid ``threshold`` as a Python float and ``amsgrad`` as a Python bool (a numpy scalar set on the group
-    in place would stop ``torch.load(..., weights_only=True)`` of the state dict)."""
-    if type(group["threshold"]) is not float:
-        group["threshold"] = float(group["threshold"])
-    if type(group["amsgrad"]) is not bool:
-        group["amsgrad"] = bool(group["amsgrad"])
 
 
 class RAdam(Optimizer):
@@ -187,7 +172,7 @@ class RAdam(Optimizer):
             official code since 2021) (default: ``"sgd"``).
         threshold: :math:`\tau`; the step is adaptive iff :math:`\rho_t > \tau`. 5.0 is
             torch's, 4.0 the paper's (with :math:`\beta_2 = 0.999` the first adaptive step is then step 5
-            instead of 6). At least 4 for ``rectifier="paper"``, above 2 for ``"exact"`` (default: 5.0).
+            instead of 6). At least 4 for ``rectifier="paper"``, at least 2 for ``"exact"`` (default: 5.0).
         rectifier: ``"paper"`` (the first-order formula) or ``"exact"`` (from the exact
             variance of the adaptive learning rate) (default: ``"paper"``).
         amsgrad: use the running maximum of :math:`v_t` in the denominator (AMSGrad); adds
@@ -381,9 +366,7 @@ class RAdam(Optimizer):
                 continue
             has_complex |= torch.is_complex(p)
             params_with_grad.append(p)
-            if p.grad.is_sparse:
-                raise RuntimeError("RAdam does not support sparse gradients")
-            grads.append(p.grad)
+            grads.append(p.grad)  # dense: checked before the step (_validate_before_step)
 
             state = self.state[p]
             if len(state) == 0:
@@ -427,16 +410,14 @@ class RAdam(Optimizer):
                 check_variant_options(*variant)
                 if cached is not None:
                     cached.variant = variant
-            _store_python_scalars(group)
+            store_python_scalars(group)
             lr = group["lr"]
             if isinstance(lr, torch.Tensor) and lr.numel() != 1:
                 raise ValueError("Tensor lr must be 1-element")
             if cached is not None:
                 continue
             params = [p for p in group["params"] if p.grad is not None]
-            for p in params:
-                if p.grad.is_sparse:
-                    raise RuntimeError("RAdam does not support sparse gradients")
+            check_dense_gradients(p.grad for p in params)
             if group["fused"]:
                 _check_fused_group(group, group["params"])
                 continue  # the fused kernel checks its own devices
@@ -549,7 +530,7 @@ class RAdam(Optimizer):
                 group, params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps
             )
 
-            radam(
+            _radam_checked(  # the functional step, without the option checks made above
                 params_with_grad,
                 grads,
                 exp_avgs,

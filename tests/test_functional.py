@@ -11,6 +11,7 @@ import torch
 from torch.autograd import gradcheck
 
 import radam
+import radam._step_scalars as S
 import radam.functional as F
 from radam import theory
 from radam._torch_compat import torch_version
@@ -22,10 +23,10 @@ def test_exact_rectifier_in_torch_matches_theory(beta2):
     rho_inf = float(theory.rho_inf(beta2))
     rho = np.concatenate([[2.001, 2.5, 3.0, 4.0, 5.0], np.geomspace(5.01, rho_inf, 80)])
     want = np.sqrt(theory.variance_psi_exact(rho_inf) / theory.variance_psi_exact(rho))
-    got = F._exact_rectifier(torch.tensor(rho, dtype=torch.float64), rho_inf)
+    got = S.exact_rectifier(torch.tensor(rho, dtype=torch.float64), rho_inf)
     assert got.dtype == torch.float64
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=0)
-    np.testing.assert_allclose([F._exact_rectifier(float(r), rho_inf) for r in rho], want, rtol=1e-14, atol=0)
+    np.testing.assert_allclose([S.exact_rectifier(float(r), rho_inf) for r in rho], want, rtol=1e-14, atol=0)
 
 
 @pytest.mark.parametrize("beta2", [0.0, 0.5, 0.9, 0.95, 0.999, 0.9995, 0.9999, 0.99999])
@@ -35,8 +36,8 @@ def test_device_scalars_equal_host_scalars(beta2, threshold, rectifier, step_dty
     """The capturable paths' scalars (float64 from the float32 step tensor) are the host path's: same test
     rho_t > threshold at every step, same bias corrections and r_t to float64 rounding."""
     steps = np.unique(np.concatenate([np.arange(1, 60), np.geomspace(60, 2e6, 40).round()]))
-    device = F._device_scalars(torch.tensor(steps, dtype=step_dtype), 0.9, beta2, threshold, rectifier, torch.float64)
-    host = [F._host_scalars(float(t), 0.9, beta2, threshold, rectifier) for t in steps]
+    device = S.device_scalars(torch.tensor(steps, dtype=step_dtype), 0.9, beta2, threshold, rectifier, torch.float64)
+    host = [S.host_scalars(float(t), 0.9, beta2, threshold, rectifier) for t in steps]
     np.testing.assert_array_equal(device.adaptive.numpy(), [s.adaptive for s in host])
     for field in ("bias_correction1", "bias_correction2", "rect"):
         np.testing.assert_allclose(getattr(device, field).numpy(), [getattr(s, field) for s in host],
@@ -46,14 +47,14 @@ def test_device_scalars_equal_host_scalars(beta2, threshold, rectifier, step_dty
     if beta2 > 0 and theory.rho_inf(beta2) > threshold:  # the theory functions agree too (no rho_t near threshold)
         want = (theory.r_t_exact if rectifier == "exact" else theory.r_t)(steps, beta2, threshold)
         np.testing.assert_allclose(rect, want, rtol=1e-6, atol=0)
-    as_float32 = F._device_scalars(torch.tensor(steps, dtype=step_dtype), 0.9, beta2, threshold, rectifier,
+    as_float32 = S.device_scalars(torch.tensor(steps, dtype=step_dtype), 0.9, beta2, threshold, rectifier,
                                    torch.float32)
     assert as_float32.rect.dtype == as_float32.bias_correction1.dtype == torch.float32
     assert torch.equal(as_float32.adaptive, device.adaptive)
 
 
 def test_exact_rectifier_never_adapts_when_rho_inf_is_below_the_threshold():
-    scalars = F._device_scalars(torch.tensor(1e6), 0.9, 0.5, 3.0, "exact", torch.float64)  # rho_inf = 3
+    scalars = S.device_scalars(torch.tensor(1e6), 0.9, 0.5, 3.0, "exact", torch.float64)  # rho_inf = 3
     assert float(scalars.rect) == 0.0 and not bool(scalars.adaptive)
     for capturable in (False, True):
         p = torch.ones(2, dtype=torch.float64, requires_grad=True)
@@ -248,19 +249,19 @@ def test_functional_equals_the_optimizer(foreach):
 
 
 def test_check_variant_options_accepts_exactly_the_documented_values():
-    for degenerate, rectifier, amsgrad in itertools.product(F.DEGENERATE_MODES, F.RECTIFIERS, (False, True)):
-        F.check_variant_options(degenerate, 5.0, rectifier, amsgrad)
-    assert F.DEGENERATE_MODES == ("sgd", "skip") and F.RECTIFIERS == ("paper", "exact")
+    for degenerate, rectifier, amsgrad in itertools.product(S.DEGENERATE_MODES, S.RECTIFIERS, (False, True)):
+        S.check_variant_options(degenerate, 5.0, rectifier, amsgrad)
+    assert S.DEGENERATE_MODES == ("sgd", "skip") and S.RECTIFIERS == ("paper", "exact")
     # numpy scalars are real numbers and bools too (e.g. values read from a config array)
     for threshold in (np.float32(5.0), np.float64(4.5), np.int64(5), 5, float("inf")):
-        F.check_variant_options("sgd", threshold, "paper", np.True_)
-        F.check_variant_options("sgd", threshold, "exact", np.False_)
+        S.check_variant_options("sgd", threshold, "paper", np.True_)
+        S.check_variant_options("sgd", threshold, "exact", np.False_)
     for threshold in (True, np.True_, "5", None, torch.tensor(5.0), float("nan"), np.float32("nan"), 1 + 2j):
         with pytest.raises(ValueError, match="threshold"):
-            F.check_variant_options("sgd", threshold, "paper", False)
+            S.check_variant_options("sgd", threshold, "paper", False)
     for amsgrad in (1, 0, "True", None, np.float32(1.0), torch.tensor(True)):
         with pytest.raises(ValueError, match="amsgrad"):
-            F.check_variant_options("sgd", 5.0, "paper", amsgrad)
+            S.check_variant_options("sgd", 5.0, "paper", amsgrad)
 
 
 @pytest.mark.parametrize("foreach", [False, True])

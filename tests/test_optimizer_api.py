@@ -111,7 +111,7 @@ def test_beta2_zero_is_accepted_and_never_adapts():
         (dict(threshold="5"), "threshold"),
         (dict(threshold=float("nan")), "threshold"),
         (dict(threshold=3.9), "threshold"),
-        (dict(threshold=2.0, rectifier="exact"), "threshold"),
+        (dict(threshold=1.99, rectifier="exact"), "threshold"),
     ],
 )
 def test_unknown_option_values_raise_naming_the_option(kwargs, option):
@@ -132,7 +132,7 @@ def test_allowed_values_are_listed_in_the_message():
         RAdam([p], degenerate="foo")
     with pytest.raises(ValueError, match=r"'paper', 'exact'"):
         RAdam([p], rectifier="bar")
-    RAdam([p], threshold=2.5, rectifier="exact")  # fine: the exact variance is finite for rho > 2
+    RAdam([p], threshold=2.0, rectifier="exact")  # fine: adaptive only where rho_t > 2, where the variance is finite
     RAdam([p], threshold=4, rectifier="paper")
 
 

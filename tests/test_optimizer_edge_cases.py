@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import radam
-from radam.functional import _host_scalars
+from radam._step_scalars import host_scalars
 
 # With this beta2, rho_6 = 5.0 exactly in float64 (rho_t as torch computes it)
 BETA2_RHO6_IS_5 = 0.8397685748659791
@@ -114,12 +114,12 @@ def test_rho_t_can_be_exactly_the_threshold_and_then_the_step_is_degenerate_as_i
     """rho_6 = 5.0 exactly for this beta2: the test rho_t > 5 says "degenerate", as torch's does (the official code's
     rho_t >= 5 would take an adaptive step here)."""
     step = 6
-    scalars = _host_scalars(step, 0.9, BETA2_RHO6_IS_5, 5.0, "paper")
+    scalars = host_scalars(step, 0.9, BETA2_RHO6_IS_5, 5.0, "paper")
     bias_correction2 = 1 - BETA2_RHO6_IS_5**step
     rho_inf = 2 / (1 - BETA2_RHO6_IS_5) - 1
     assert rho_inf - 2 * step * BETA2_RHO6_IS_5**step / bias_correction2 == 5.0
     assert not scalars.adaptive and scalars.rect == 0.0
-    assert _host_scalars(step + 1, 0.9, BETA2_RHO6_IS_5, 5.0, "paper").adaptive
+    assert host_scalars(step + 1, 0.9, BETA2_RHO6_IS_5, 5.0, "paper").adaptive
 
     for foreach in (False, True):
         options = dict(lr=0.1, betas=(0.9, BETA2_RHO6_IS_5), foreach=foreach)
