@@ -3,7 +3,7 @@
 ``RAdam.state`` is a :class:`CountedState`: a ``defaultdict`` of :class:`ParamState` dicts in which every change that
 can replace, add or delete an entry (``state[p] = ...``, ``state[p]["exp_avg"] = ...``, ``del``, ``pop``, ``clear``,
 ``update``, ``setdefault``, ``|=``) advances one process-wide counter, :func:`changes`. A cached fused step
-(``radam._fused_group``) that saw the counter at some value knows, if it still has that value, that no state entry
+(``radam.fused.group_step``) that saw the counter at some value knows, if it still has that value, that no state entry
 of any optimizer was replaced since, without looking at each parameter's entries: a test of one integer instead of
 a few thousand dictionary look-ups per step. Reading entries and changing tensors in place do not count.
 

@@ -14,50 +14,16 @@ import torch
 from torch.optim import Optimizer
 
 from radam._counted_state import CountedState, ParamState
-from radam._fused_group import FusedGroupStep, FusedSteps
 from radam._step_scalars import check_dense_gradients, check_variant_options, store_python_scalars
 from radam._torch_compat import _get_scalar_dtype, _use_grad_for_differentiable, graph_capture_health_check
-from radam.functional import _check_capturable_devices, _radam_checked, _uses_foreach, check_fused, load_fused
+from radam.functional import _check_capturable_devices, _radam_checked, _uses_foreach
+from radam.fused.group_step import FusedGroupStep
+from radam.fused.optimizer_groups import LOW_PRECISION, FusedGroups, check_fused_group
 
 __all__ = ["RAdam"]
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
 _VARIANT_KEYS = ("degenerate", "threshold", "rectifier", "amsgrad")
 _VARIANT = operator.itemgetter(*_VARIANT_KEYS)
-_MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-_SavedState = dict[torch.Tensor, "tuple[dict[str, Any], dict[str, Any]] | None"]
-"""A parameter's state dict and a copy of its entries, or None where it had no state (``RAdam._save_state``)."""
-
-
-def _check_moments_fit(group_index: int, params: list[torch.Tensor], state: dict[Any, Any]) -> None:
-    """Raise ``ValueError`` naming the parameter if its moments do not fit it for the for-loop and foreach paths:
-    another shape or another dtype. Run when a group that was fused at the last step, or in the state that was
-    loaded (``load_state_dict``, a copy, unpickling), is not fused now: the fused step keeps float32 moments for
-    bfloat16 and float16 parameters, which the other paths cannot use. (Not run at every step, where it
-    would cost as much host time as the other checks together: a parameter replaced by one of another shape after
-    steps were taken fails inside torch's ops, as it does in ``torch.optim.RAdam``.)"""
-    for position, p in enumerate(params):
-        p_state = state.get(p)
-        if not p_state or p.grad is None:
-            continue
-        for key in _MOMENT_KEYS:
-            moment = p_state.get(key)
-            if moment is None:
-                continue
-            if moment.shape != p.shape:
-                raise ValueError(
-                    f"param group {group_index}, parameter {position}: state {key!r} has shape {tuple(moment.shape)} "
-                    f"but the parameter has shape {tuple(p.shape)} (was the parameter replaced after steps were "
-                    "taken?); the state was left as it was"
-                )
-            if moment.dtype != p.dtype:
-                raise ValueError(
-                    f"param group {group_index}, parameter {position}: state {key!r} is {moment.dtype} but the "
-                    f"parameter is {p.dtype}; the for-loop and foreach paths keep the moments in the parameter's "
-                    "dtype (float32 moments of a low-precision parameter belong to fused=True). The state was left "
-                    "as it was: step with fused=True, or convert the moments yourself (state[p][key] = "
-                    "state[p][key].to(p.dtype), which rounds them)"
-                )
 
 
 class RAdam(Optimizer):
@@ -237,8 +203,7 @@ class RAdam(Optimizer):
             "rectifier": rectifier,
             "amsgrad": amsgrad,
         }
-        self._fused_steps = FusedSteps()  # what each fused group's last step found; see step()
-        self._fused_before: set[int] = set()  # the groups that were fused at the last step (or when loaded)
+        self._fused = FusedGroups()  # what the fused groups' last steps found (radam.fused.optimizer_groups)
         super().__init__(params, defaults)  # checks every group with add_param_group, fused included
         self.state = CountedState.wrap(self.state)  # counts replaced entries for the fused step's cache
 
@@ -256,7 +221,7 @@ class RAdam(Optimizer):
                 params = param_group.get("params", [])
                 if not isinstance(params, (torch.Tensor, set)):  # normalised as the base class does (it rejects sets)
                     params = param_group["params"] = list(params)
-                _check_fused_group(options, [params] if isinstance(params, torch.Tensor) else params)
+                check_fused_group(options, [params] if isinstance(params, torch.Tensor) else params)
         super().add_param_group(param_group)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -271,9 +236,8 @@ class RAdam(Optimizer):
         if not isinstance(self.state, CountedState):  # load_state_dict; a copy.copy shares the counted state
             self.state = CountedState.wrap(self.state)
         # what each fused group's last step found, forgotten (see step()); the tuning is kept by load_state_dict
-        self._fused_steps = FusedSteps(getattr(getattr(self, "_fused_steps", None), "tuning", None))
-        self._fused_before: set[int] = set()
-        for index, group in enumerate(self.param_groups):
+        self._fused = FusedGroups(getattr(getattr(self, "_fused", None), "tuning", None))
+        for group in self.param_groups:
             group.setdefault("foreach", None)
             group.setdefault("maximize", False)
             group.setdefault("differentiable", False)
@@ -284,8 +248,6 @@ class RAdam(Optimizer):
             group.setdefault("threshold", 5.0)
             group.setdefault("rectifier", "paper")
             group.setdefault("amsgrad", False)
-            if fused:
-                self._fused_before.add(index)
             for p in group["params"]:
                 p_state = self.state.get(p, [])
                 if len(p_state) == 0:
@@ -297,11 +259,7 @@ class RAdam(Optimizer):
                         if group["capturable"] or fused
                         else torch.tensor(step_val, dtype=_get_scalar_dtype())
                     )
-                if fused and p.dtype in _LOW_PRECISION:
-                    # load_state_dict casts state to the parameter's dtype; the fused kernel keeps float32 moments
-                    for key in _MOMENT_KEYS:
-                        if key in p_state and p_state[key].dtype != torch.float32:
-                            p_state[key] = p_state[key].to(torch.float32)
+        self._fused.loaded(self.param_groups, self.state)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """``torch.optim.Optimizer.load_state_dict``, except that the float32 moments of bfloat16 or float16
@@ -310,7 +268,8 @@ class RAdam(Optimizer):
         exact: list[tuple[torch.Tensor, str, torch.Tensor]] = []
 
         def remember_float32_moments(optimizer: Optimizer, loaded: dict[str, Any]) -> None:
-            exact.extend(self._fused_float32_moments(loaded))  # registered last: sees what the user's hooks made
+            # registered last: sees what the user's hooks made
+            exact.extend(self._fused.float32_moments(self.param_groups, loaded))
 
         handle = self.register_load_state_dict_pre_hook(remember_float32_moments)
         try:
@@ -319,25 +278,6 @@ class RAdam(Optimizer):
             handle.remove()
         for param, key, value in exact:
             self.state[param][key] = value.to(device=param.device, dtype=torch.float32, copy=True)
-
-    def _fused_float32_moments(self, state_dict: dict[str, Any]) -> list[tuple[torch.Tensor, str, torch.Tensor]]:
-        """The saved float32 moments that ``load_state_dict`` must not round: ``(param, key, saved tensor)``."""
-        saved_groups, saved_state = state_dict.get("param_groups"), state_dict.get("state")
-        if not isinstance(saved_groups, list) or not isinstance(saved_state, dict):
-            return []  # the base class reports what is wrong
-        exact = []
-        for group, saved in zip(self.param_groups, saved_groups):
-            if not isinstance(saved, dict) or not saved.get("fused") or len(saved["params"]) != len(group["params"]):
-                continue
-            for param, param_id in zip(group["params"], saved["params"]):
-                entry = saved_state.get(param_id)
-                if param.dtype not in _LOW_PRECISION or not isinstance(entry, dict):
-                    continue
-                for key in _MOMENT_KEYS:
-                    value = entry.get(key)
-                    if torch.is_tensor(value) and value.dtype == torch.float32:
-                        exact.append((param, key, value))
-        return exact
 
     def state_dict(self) -> dict[str, Any]:
         """``torch.optim.Optimizer.state_dict()``, with every parameter's state a plain dict (so that a saved state
@@ -376,7 +316,7 @@ class RAdam(Optimizer):
                     if group["capturable"] or fused
                     else torch.tensor(0.0, dtype=_get_scalar_dtype())
                 )
-                moment_dtype = torch.float32 if fused and p.dtype in _LOW_PRECISION else None
+                moment_dtype = torch.float32 if fused and p.dtype in LOW_PRECISION else None
                 # m: exponential moving average of the gradient; v: of its square
                 state["exp_avg"] = torch.zeros_like(p, dtype=moment_dtype, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, dtype=moment_dtype, memory_format=torch.preserve_format)
@@ -419,7 +359,7 @@ class RAdam(Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             check_dense_gradients(p.grad for p in params)
             if group["fused"]:
-                _check_fused_group(group, group["params"])
+                check_fused_group(group, group["params"])
                 continue  # the fused kernel checks its own devices
             foreach = _uses_foreach(params, group["foreach"], group["differentiable"])
             if foreach and group["differentiable"]:
@@ -427,74 +367,6 @@ class RAdam(Optimizer):
             if group["capturable"] and not torch.compiler.is_compiling():
                 steps = [self.state[p]["step"] if len(self.state.get(p, {})) else p for p in params]
                 _check_capturable_devices(params, steps, xla=not foreach)  # torch: XLA for the for-loop path only
-
-    def _prepare_step(self) -> dict[int, FusedGroupStep]:
-        """Every check of every group, and the step of every fused group: its cached one where ``refresh``
-        confirms it, else a new one (state created lazily, plan built and checked). If any check fails, the state
-        is restored as it was and the error raised: nothing has moved."""
-        groups = self.param_groups
-        fused_steps = self._fused_steps
-        fused = [index for index, group in enumerate(groups) if group["fused"]]
-        for index in self._fused_before.difference(fused):
-            if index < len(groups):  # fused=True switched off since the last step
-                _check_moments_fit(index, groups[index]["params"], self.state)
-        self._fused_before = set(fused)
-        stale = [
-            i for i, s in fused_steps.items() if i >= len(groups) or s.group is not groups[i] or not groups[i]["fused"]
-        ]
-        for index in stale:
-            del fused_steps[index]  # a group removed, replaced or no longer fused: let its tensors go
-        current = {}
-        for index in fused:
-            cached = fused_steps.get(index)
-            if cached is not None and cached.refresh(groups[index], self.state):
-                current[index] = cached
-        self._validate_before_step(current)
-        rebuild = [index for index in fused if index not in current]
-        saved = self._save_state([groups[index] for index in rebuild]) if rebuild else {}
-        try:
-            for index in rebuild:
-                fused_steps[index] = self._fused_step(groups[index])
-            for index in fused:
-                fused_steps[index].check_lr(groups[index]["lr"])
-        except BaseException:
-            self._restore_state(saved)
-            for index in rebuild:
-                fused_steps.pop(index, None)
-            raise
-        return {index: fused_steps[index] for index in fused}
-
-    def _save_state(self, groups: list[dict[str, Any]]) -> _SavedState:
-        """What :meth:`_restore_state` needs to undo the lazy creation of state for these groups' parameters."""
-        return {
-            p: (self.state[p], dict(self.state[p])) if p in self.state else None
-            for group in groups
-            for p in group["params"]
-        }
-
-    def _restore_state(self, saved: _SavedState) -> None:
-        for p, before in saved.items():
-            if before is None:
-                self.state.pop(p, None)
-            else:
-                entries, contents = before
-                entries.clear()
-                entries.update(contents)
-                self.state[p] = entries
-
-    def _fused_step(self, group: dict[str, Any]) -> FusedGroupStep:
-        """Collect a fused group's lists (creating state lazily) and build the kernel's plan, checking every tensor."""
-        lists: list[list[torch.Tensor]] = [[] for _ in range(6)]
-        params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps = lists
-        self._init_group(group, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps)
-        kernel_lists = [params, grads, exp_avgs, exp_avg_sqs, state_steps]
-        if group["amsgrad"]:
-            kernel_lists.append(max_exp_avg_sqs)
-        local_lists = _local_tensors(kernel_lists)
-        plan = load_fused().build_plan(local_lists, group["amsgrad"], self._fused_steps.tuning)
-        if local_lists is kernel_lists:
-            return FusedGroupStep(group, self.state, kernel_lists, plan)
-        return _DTensorGroupStep(group, self.state, kernel_lists, plan)
 
     @_use_grad_for_differentiable
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -511,8 +383,8 @@ class RAdam(Optimizer):
                 loss = closure()
 
         # Every check of every group runs before any group is stepped. A fused group re-uses what its last step
-        # found when nothing it depends on changed (radam._fused_group).
-        fused_steps = self._prepare_step()
+        # found when nothing it depends on changed (radam.fused.group_step).
+        fused_steps = self._fused.prepare(self)
 
         for index, group in enumerate(self.param_groups):
             if group["fused"]:
@@ -556,53 +428,6 @@ class RAdam(Optimizer):
             )
 
         return loss
-
-
-def _check_fused_group(options: dict[str, Any], params: list[Any]) -> None:
-    """``RuntimeError`` unless a group with ``fused=True`` can run the fused kernel (torch's messages and order)."""
-    if options["differentiable"]:
-        raise RuntimeError("`fused` does not support `differentiable`")
-    if options["foreach"]:
-        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
-    check_fused([p[1] if isinstance(p, tuple) else p for p in params])  # named parameters come as (name, tensor)
-
-
-class _DTensorGroupStep(FusedGroupStep):
-    """A fused group of DTensor parameters, stepped on each rank's local tensors (:func:`_local_tensors`). Its plan is
-    built anew at every step: the checks that let a cached plan be re-used read data pointers, which a DTensor lacks."""
-
-    def __init__(self, group: dict[str, Any], state: Any, lists: list[list[torch.Tensor]], plan: Any) -> None:
-        self.group, self.state, self.plan = group, state, plan  # nothing else is kept for a later step
-
-    def refresh(self, group: dict[str, Any], state: Any) -> bool:
-        return False
-
-
-def _local_tensors(lists: list[list[torch.Tensor]]) -> list[list[torch.Tensor]]:
-    """The fused kernel's lists with every DTensor (FSDP2, tensor parallelism) replaced by this rank's local tensor.
-
-    The step is element-wise, so a rank that updates its shards of a parameter, its gradient and its moments
-    computes the bits the whole tensors would get, provided they are all split alike. ``RuntimeError`` naming the
-    parameter where a gradient or moment of a DTensor parameter is laid out otherwise (other placements or mesh).
-    """
-    if all(type(p) in (torch.Tensor, torch.nn.Parameter) for p in lists[0]):
-        return lists
-    from torch.distributed.tensor import DTensor
-
-    params, grads, exp_avgs, exp_avg_sqs, _, *max_exp_avg_sqs = lists
-    for name, tensors in [("grad", grads), ("exp_avg", exp_avgs), ("exp_avg_sq", exp_avg_sqs)] + [
-        ("max_exp_avg_sq", t) for t in max_exp_avg_sqs
-    ]:
-        for i, (p, tensor) in enumerate(zip(params, tensors)):
-            if isinstance(p, DTensor) and not (
-                isinstance(tensor, DTensor) and (tensor.device_mesh, tensor.placements) == (p.device_mesh, p.placements)
-            ):
-                layout = f"{tensor.placements}" if isinstance(tensor, DTensor) else f"a {type(tensor).__name__}"
-                raise RuntimeError(
-                    f"fused=True steps each rank's local shard of a DTensor, so the {name} of parameter {i} must be "
-                    f"laid out as the parameter ({p.placements} on {p.device_mesh}); it is {layout}. Use fused=False"
-                )
-    return [[t.to_local() if isinstance(t, DTensor) else t for t in tensors] for tensors in lists]
 
 
 def _check_state_layout(state: Any) -> None:

@@ -18,6 +18,9 @@ import pytest
 import torch
 
 from radam import fused, theory
+from radam.fused import cache as fused_cache
+from radam.fused import plan as fused_plan
+from radam.fused import tuning as fused_tuning
 from test_fused_reference import COMBINED_CONFIGS, OPTIONS, make_state, random_grads, reference_step
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -38,7 +41,7 @@ SHAPES = [(4100,), (3, 7)]  # a full block and a partial one (blocks of 4096 her
 def interpreter(monkeypatch):
     """Triton's interpreter, with blocks of 4096 elements (fewer programs to interpret; same kernel logic)."""
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    monkeypatch.setattr(fused, "DEFAULT_TUNING", fused.Tuning(block_size=4096))
+    monkeypatch.setattr(fused_tuning, "DEFAULT_TUNING", fused.Tuning(block_size=4096))
 
 
 def run_fused(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, max_programs=2, **options):
@@ -137,7 +140,7 @@ def test_plan_copy_is_pinned_and_asynchronous(monkeypatch, capturing):
     """A plan goes to the GPU from pinned memory, during a CUDA graph capture too (torch refuses to record a copy
     from pageable memory), and the host tensor is returned so the plan can keep it alive."""
     recorder = _PinningRecorder(monkeypatch)
-    plan, host = fused._to_device([1, 2, 3], torch.device("cuda", 0), capturing)
+    plan, host = fused_plan._to_device([1, 2, 3], torch.device("cuda", 0), capturing)
     assert recorder.pinned == 1
     assert recorder.copies == [("cuda:0", True)]
     assert host.tolist() == plan.tolist() == [1, 2, 3]
@@ -146,15 +149,15 @@ def test_plan_copy_is_pinned_and_asynchronous(monkeypatch, capturing):
 def test_plan_that_cannot_be_pinned_during_capture_says_what_to_do(monkeypatch):
     _PinningRecorder(monkeypatch, fail=True)
     with pytest.raises(RuntimeError, match="eager step .* before capturing") as raised:
-        fused._to_device([1, 2, 3], torch.device("cuda", 0), capturing=True)
+        fused_plan._to_device([1, 2, 3], torch.device("cuda", 0), capturing=True)
     assert "not permitted" in str(raised.value)
     with pytest.raises(RuntimeError, match="^operation not permitted"):  # outside a capture: torch's own error
-        fused._to_device([1, 2, 3], torch.device("cuda", 0), capturing=False)
+        fused_plan._to_device([1, 2, 3], torch.device("cuda", 0), capturing=False)
 
 
 def test_plan_on_the_cpu_is_not_copied(monkeypatch):
     recorder = _PinningRecorder(monkeypatch)
-    plan, host = fused._to_device([4, 5], torch.device("cpu"), capturing=False)
+    plan, host = fused_plan._to_device([4, 5], torch.device("cpu"), capturing=False)
     assert plan is host and plan.tolist() == [4, 5]
     assert recorder.pinned == 0 and recorder.copies == []
 
@@ -268,7 +271,7 @@ def test_fused_half_params_with_float32_state(interpreter, dtype, n_steps):
 def test_mixed_dtypes_and_misaligned_tensors(interpreter):
     """A list mixing float32 and float64 tensors (two launches), some starting at addresses that are not 16-byte
     aligned (views with an offset), takes the same steps as the reference."""
-    fused._PLAN_CACHE.clear()
+    fused_cache.PLAN_CACHE.clear()
     params = [torch.randn(7), torch.randn(4100, dtype=torch.float64)[1:], torch.randn(33, dtype=torch.float64),
               torch.randn(9000)[3:]]
     storage = torch.zeros(9100)
@@ -285,7 +288,7 @@ def test_mixed_dtypes_and_misaligned_tensors(interpreter):
         p, m, v, vmax, s = reference
         reference_step(p, [g.clone() for g in grads], m, v, vmax, s)
         assert_same_state(state, reference, rtol=1e-6)
-    (plans,) = fused._PLAN_CACHE.plans.values()
+    (plans,) = fused_cache.PLAN_CACHE.plans.values()
     assert len(plans[0].launches) == 2 and not any(launch.aligned for launch in plans[0].launches)
 
 
@@ -293,7 +296,7 @@ def test_mixed_dtypes_and_misaligned_tensors(interpreter):
 def test_plan_is_reused_refreshed_and_rebuilt(interpreter):
     """Same tensors: the plan is reused. New gradients (autograd re-allocates them): its gradient row is rewritten.
     New state tensors: a new plan. The steps stay right throughout."""
-    fused._PLAN_CACHE.clear()
+    fused_cache.PLAN_CACHE.clear()
     state = make_state([(10,), (5000,)], seed=7)
     reference = [[t.clone() for t in lst] for lst in state]
     generator = torch.Generator().manual_seed(8)
@@ -307,7 +310,7 @@ def test_plan_is_reused_refreshed_and_rebuilt(interpreter):
     grads = random_grads(state[0], generator)
     step(grads)
     step(grads)
-    (plans,) = fused._PLAN_CACHE.plans.values()
+    (plans,) = fused_cache.PLAN_CACHE.plans.values()
     assert len(plans) == 1
     plan = plans[0]
     for _ in range(2):
@@ -490,7 +493,7 @@ PLAIN_ENTRIES = {
 @pytest.mark.parametrize("edit", EDITS + list(PLAIN_ENTRIES.values()),
                          ids=[edit.__name__.strip("_") for edit in EDITS] + list(PLAIN_ENTRIES))
 def test_cached_fused_step_sees_every_edit_between_steps(interpreter, edit, gradients):
-    """The optimizer re-uses a fused group's lists and plan from step to step (radam._fused_group). Each edit a user
+    """The optimizer re-uses a fused group's lists and plan from step to step (radam.fused.group_step). Each edit a user
     can make between steps -- state reset or replaced, a parameter or a state tensor or a gradient given new memory,
     a gradient replaced or dropped, a parameter added or removed, an option changed, state reloaded, a parameter's
     state made a plain dict (whose later changes are not counted) -- is applied to a fused and a single-tensor
@@ -527,7 +530,7 @@ def test_cached_fused_step_sees_every_edit_between_steps(interpreter, edit, grad
             assert set(fused_opt.state[p]) == set(single_opt.state[q])
             for key in fused_opt.state[p]:
                 torch.testing.assert_close(fused_opt.state[p][key], single_opt.state[q][key], rtol=1e-6, atol=1e-9)
-    assert fused_opt._fused_steps[0].refresh(fused_opt.param_groups[0], fused_opt.state)  # cached again at the end
+    assert fused_opt._fused.steps[0].refresh(fused_opt.param_groups[0], fused_opt.state)  # cached again at the end
 
 
 def _two_group_optimizer(**options):
@@ -594,7 +597,7 @@ def _steps_with_the_same_gradients(optimizer, *params, steps=3):
     _new_gradients(*params)
     for _ in range(steps):
         optimizer.step()
-    assert optimizer._fused_steps[1].grad_refs is not None  # watched
+    assert optimizer._fused.steps[1].grad_refs is not None  # watched
 
 
 @needs_triton
@@ -621,7 +624,7 @@ def test_a_cached_step_is_for_its_own_group_and_state(interpreter):
     """A group's cached step does not describe another group dict or another state mapping, however alike."""
     first, second, optimizer = _two_group_optimizer()
     _steps_with_the_same_gradients(optimizer, first, second)
-    cached, group = optimizer._fused_steps[1], optimizer.param_groups[1]
+    cached, group = optimizer._fused.steps[1], optimizer.param_groups[1]
     assert cached.refresh(group, optimizer.state)
     assert not cached.refresh(dict(group), optimizer.state)
     assert not cached.refresh(group, type(optimizer.state).wrap(optimizer.state))
@@ -632,13 +635,13 @@ def test_the_tuning_of_the_fused_steps_survives_loading_a_state_dict(interpreter
     """The tuning a RAdam's fused steps are built with (radam.fused.Tuning, an argument, not a module global) is kept
     by load_state_dict, which forgets the cached steps themselves."""
     first, second, optimizer = _two_group_optimizer()
-    optimizer._fused_steps.tuning = fused.Tuning(block_size=16, max_programs=1)
+    optimizer._fused.tuning = fused.Tuning(block_size=16, max_programs=1)
     _new_gradients(first, second)
     optimizer.step()
     optimizer.load_state_dict(optimizer.state_dict())
-    assert not optimizer._fused_steps and optimizer._fused_steps.tuning.block_size == 16
+    assert not optimizer._fused.steps and optimizer._fused.tuning.block_size == 16
     optimizer.step()
-    plan = optimizer._fused_steps[1].plan
+    plan = optimizer._fused.steps[1].plan
     assert plan.tuning.block_size == 16 and plan.launches[0].n_blocks == 1 and plan.launches[0].grid == (1,)
 
 
@@ -684,7 +687,7 @@ def test_a_non_contiguous_parameter_takes_gradients_of_its_own_layout_only(inter
 
 @needs_triton
 def test_a_parameter_re_viewed_on_its_own_memory_is_stepped_where_the_plan_points(interpreter):
-    """Not seen (see radam._fused_group): a parameter re-viewed on its own memory (here its first half) while its
+    """Not seen (see radam.fused.group_step): a parameter re-viewed on its own memory (here its first half) while its
     gradient stays the same tensor. Nothing is read per parameter when nothing changed, so the step updates what the
     plan points at -- the whole of the memory the parameter still holds -- exactly as if the parameter had kept its
     shape. A new gradient tensor of the new shape is seen, and refused before anything moves."""
@@ -714,11 +717,11 @@ def test_cached_steps_hold_no_gradients_and_drop_removed_groups(interpreter):
     _new_gradients(first, second)
     optimizer.step()
     optimizer.step()
-    plan = optimizer._fused_steps[0].plan
+    plan = optimizer._fused.steps[0].plan
     for beta1 in (0.85, 0.95):  # what OneCycleLR's cycle_momentum does
         optimizer.param_groups[0]["betas"] = (beta1, 0.999)
         optimizer.step()
-    assert optimizer._fused_steps[0].plan is plan
+    assert optimizer._fused.steps[0].plan is plan
     gradient = weakref.ref(first.grad)
     optimizer.zero_grad(set_to_none=True)
     gc.collect()
@@ -728,7 +731,7 @@ def test_cached_steps_hold_no_gradients_and_drop_removed_groups(interpreter):
     _new_gradients(first)
     optimizer.step()
     gc.collect()
-    assert removed() is None and list(optimizer._fused_steps) == [0]
+    assert removed() is None and list(optimizer._fused.steps) == [0]
 
 
 @needs_triton
@@ -743,7 +746,7 @@ def test_kernel_compiles_for_hopper_with_wide_ieee_accesses(param_dtype, amsgrad
     from triton.backends.compiler import GPUTarget
     from triton.compiler.compiler import ASTSource
 
-    from radam import _fused_kernel
+    from radam.fused import kernel as _fused_kernel
 
     constexprs = dict(
         PARAM_DTYPE=getattr(tl, param_dtype), STATE_DTYPE=tl.float32, STEP_DTYPE=tl.float32,

@@ -49,7 +49,7 @@ def test_exact_rectifier_at_threshold_two_steps_with_a_positive_finite_rectifier
 
 
 def test_a_sparse_gradient_is_refused_with_one_message():
-    grad = torch.sparse_coo_tensor([[0]], [1.0], (2,))
+    grad = torch.sparse_coo_tensor([[0]], [1.0], (2,), check_invariants=True)
     with pytest.raises(RuntimeError, match="^RAdam does not support sparse gradients$"):
         S.check_dense_gradients([torch.zeros(2), None, grad])
     p = torch.zeros(2, requires_grad=True)

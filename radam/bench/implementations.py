@@ -41,7 +41,7 @@ def _radam(**kwargs: Any) -> Factory:
         import radam
 
         optimizer = radam.RAdam(params, lr=LR, **kwargs)
-        optimizer._fused_steps.tuning = tuning  # how fused groups cut and launch their kernel (None: the default)
+        optimizer._fused.tuning = tuning  # how fused groups cut and launch their kernel (None: the default)
         return optimizer.step
 
     return make

@@ -6,7 +6,7 @@ with a dozen attribute reads, dictionary look-ups and checks each -- that costs 
 model of thousands of small tensors, milliseconds, far more than the kernel itself needs on a GPU.
 
 :class:`FusedGroupStep` keeps what a group's last full step found: the parameters that had gradients, their state
-tensors and the kernel's plan (:func:`radam.fused.build_plan`, which checked every tensor). A later step re-uses it
+tensors and the kernel's plan (:func:`radam.fused.plan.build_plan`, which checked every tensor). A later step re-uses it
 when nothing the plan relies on has changed. When the gradients are the tensors of the last step, the test costs
 one pass over them (``map`` running C functions) and a few comparisons of one value each:
 
@@ -34,7 +34,8 @@ is, the same strides where it is not) are compared with the plan's; its gradient
 addresses moved. A watch that ends doubles the number of repeats the next one waits for (up to 64), so that
 gradients freed and re-made at every step, which may get back the same ids, are not watched and dropped at every
 step. Anything else -- a first step, a new parameter, a gradient that appeared or vanished, a sparse gradient,
-released memory -- takes the full path (``RAdam._init_group`` and a new plan, with every check).
+released memory -- takes the full path (``RAdam._init_group`` and a new plan, with every check; see
+:class:`radam.fused.optimizer_groups.FusedGroups`).
 
 Not seen, because nothing is released and nothing is read: a tensor pointed at other memory while its old memory
 stays alive elsewhere (``backup = p.data; p.data = other``); a tensor re-viewed on its own memory (``p.data =
@@ -68,15 +69,6 @@ _VARIANT = operator.itemgetter("degenerate", "threshold", "rectifier", "amsgrad"
 _MOST_STEPS_UNWATCHED = 64
 
 
-class FusedSteps(dict):
-    """A RAdam's cache of fused steps: param group index -> :class:`FusedGroupStep`, and the tuning of the plans
-    built for them (``None``: :data:`radam.fused.DEFAULT_TUNING`, read when a plan is built)."""
-
-    def __init__(self, tuning: Any = None) -> None:
-        super().__init__()
-        self.tuning = tuning
-
-
 def _watch(tensors: Any, on_release: Callable[[Any], None]) -> list[weakref.ref]:
     """Weak references to the storages of ``tensors``, each calling ``on_release`` when its storage is freed."""
     return list(map(weakref.ref, map(_STORAGE, tensors), itertools.repeat(on_release)))
@@ -98,7 +90,7 @@ class FusedGroupStep:
         self.group = group
         self.state = state
         self.options = _PLAN_OPTIONS(group)
-        self.variant = _VARIANT(group)  # checked by the optimizer before the plan was built; see RAdam._prepare_step
+        self.variant = _VARIANT(group)  # checked by the optimizer before the plan was built; see FusedGroups.prepare
         self.group_params = group["params"]
         self.n_params = len(self.group_params)
         self.param_objects = tuple(self.group_params)  # the parameters, in order (the list may be changed in place)
@@ -122,7 +114,8 @@ class FusedGroupStep:
         self.released: list[weakref.ref] = []
         self.storages = _watch(itertools.chain(params, self.state_tensors), self.released.append)
         # the gradients: their ids, and once the same ids are seen at `watch_after` steps running, weak references
-        # to the gradients and their storages; every watch that ends doubles `watch_after` (up to _MOST_STEPS_UNWATCHED),
+        # to the gradients and their storages; every watch that ends doubles `watch_after` (up to
+        # _MOST_STEPS_UNWATCHED),
         # so that ids recycled by gradients freed and re-made at every step do not cost a watch at every step
         self.grad_ids = list(map(id, map(_GRAD, self.group_params)))
         self.same_ids = 0
