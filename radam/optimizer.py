@@ -1,8 +1,10 @@
 r"""``radam.RAdam``: a drop-in ``torch.optim.RAdam`` with every variant the literature argues about as an option.
 
 The class is thin, in the style of ``torch.optim``: it validates arguments, keeps every hyperparameter and flag
-in the param groups (hence per group and in ``state_dict()``), creates the per-parameter state lazily, and calls
-the functional step ``radam.functional.radam`` once per param group.
+in the param groups (hence per group and in ``state_dict()``), creates the per-parameter state lazily, checks every
+group before any group moves, and calls the functional step (``radam.functional.radam``, without repeating the checks)
+once per param group. Fused groups are handed to ``radam.fused.optimizer_groups.FusedGroups``, which keeps what their
+last step found.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ import torch
 from torch.optim import Optimizer
 
 from radam._counted_state import CountedState, ParamState
-from radam._step_scalars import check_dense_gradients, check_variant_options, store_python_scalars
 from radam._torch_compat import _get_scalar_dtype, _use_grad_for_differentiable, graph_capture_health_check
-from radam.functional import _check_capturable_devices, _radam_checked, _uses_foreach
+from radam.functional import _radam_checked, _uses_foreach
 from radam.fused.group_step import FusedGroupStep
 from radam.fused.optimizer_groups import LOW_PRECISION, FusedGroups, check_fused_group
+from radam.step_scalars import (
+    check_capturable_devices,
+    check_dense_gradients,
+    check_variant_options,
+    store_python_scalars,
+)
 
 __all__ = ["RAdam"]
 
@@ -366,7 +373,7 @@ class RAdam(Optimizer):
                 raise AssertionError("_foreach ops don't support autograd")  # what the foreach path would raise
             if group["capturable"] and not torch.compiler.is_compiling():
                 steps = [self.state[p]["step"] if len(self.state.get(p, {})) else p for p in params]
-                _check_capturable_devices(params, steps, xla=not foreach)  # torch: XLA for the for-loop path only
+                check_capturable_devices(params, steps, xla=not foreach)  # torch: XLA for the for-loop path only
 
     @_use_grad_for_differentiable
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]

@@ -11,8 +11,9 @@ import torch
 from torch.autograd import gradcheck
 
 import radam
-import radam._step_scalars as S
+import radam.step_scalars as S
 import radam.functional as F
+from radam import multi_tensor, single_tensor
 from radam import theory
 from radam._torch_compat import torch_version
 
@@ -152,7 +153,8 @@ def test_capturable_paths_never_read_the_step_on_the_host(foreach, monkeypatch):
     def forbidden(x):
         raise AssertionError("host read of a step tensor in a capturable path")
 
-    monkeypatch.setattr(F, "_get_value", forbidden)
+    monkeypatch.setattr(single_tensor, "_get_value", forbidden)
+    monkeypatch.setattr(multi_tensor, "_get_value", forbidden)
     for options in VARIANTS + [dict(rectifier="exact"), dict(degenerate="skip", weight_decay=0.1)]:
         params = [p.requires_grad_() for p in _make_params()]
         opt = radam.RAdam(params, capturable=True, foreach=foreach, **options)

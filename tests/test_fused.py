@@ -20,6 +20,7 @@ import torch
 from radam import fused, theory
 from radam.fused import cache as fused_cache
 from radam.fused import plan as fused_plan
+from radam.fused import series as fused_series
 from radam.fused import tuning as fused_tuning
 from test_fused_reference import COMBINED_CONFIGS, OPTIONS, make_state, random_grads, reference_step
 
@@ -187,21 +188,16 @@ def test_log_q_series_matches_log_gamma():
 
 def test_exact_variance_by_shifting_matches_theory():
     """The kernel's float64 recipe for Var[psi] (shift x up to y >= 10, series, expm1 by Taylor), in numpy."""
-    d = fused.log_q_series(16)
     rho = np.concatenate([np.linspace(2.05, 30.0, 200), np.geomspace(30.0, 2e6, 200)])
-    x = rho / 2
-    y, product = x.copy(), np.ones_like(x)
-    for _ in range(10):
-        small = y < 10.0
-        product = np.where(small, product * y / (y - 0.5), product)
-        y = np.where(small, y + 1.0, y)
-    log_q_y = np.polynomial.polynomial.polyval(1.0 / y, np.concatenate([[0.0], d]))
-    expm1 = np.zeros_like(x)
-    for k in range(12, 0, -1):
-        expm1 = (expm1 + 1.0) * log_q_y / k
-    f = (x - 1.0) * product**2 / (y - 1.0)
-    variance = rho / (rho - 2.0) * ((1.0 - f) - f * expm1)
-    np.testing.assert_allclose(variance, theory.variance_psi_exact(rho), rtol=1e-11)
+    np.testing.assert_allclose(fused_series.variance_psi_by_shifting(rho), theory.variance_psi_exact(rho), rtol=1e-11)
+
+
+def test_the_kernel_takes_its_constants_from_the_series_module():
+    pytest.importorskip("triton")
+    from radam.fused import kernel
+
+    assert (kernel.N_SERIES.value, kernel.SERIES_FROM.value, kernel.EXPM1_TERMS.value) == (
+        fused_series.N_SERIES, fused_series.SERIES_FROM, fused_series.EXPM1_TERMS)
 
 
 # ---------------------------------------------------------------- the kernel, under Triton's interpreter

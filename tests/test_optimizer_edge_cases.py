@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import radam
-from radam._step_scalars import host_scalars
+from radam.step_scalars import host_scalars
 
 # With this beta2, rho_6 = 5.0 exactly in float64 (rho_t as torch computes it)
 BETA2_RHO6_IS_5 = 0.8397685748659791

@@ -1,4 +1,4 @@
-"""radam._step_scalars: one rule set for the variant options, used by every path; the threshold at the edge of
+"""radam.step_scalars: one rule set for the variant options, used by every path; the threshold at the edge of
 each rectifier's domain; a sparse gradient refused with one message everywhere."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import radam
-import radam._step_scalars as S
+import radam.step_scalars as S
 import radam.functional as F
 from radam import fused
 

@@ -71,7 +71,7 @@ so the kernel uses only :math:`+,-,\times,/`:
 
 where the product comes from :math:`\Gamma(z+1) = z\,\Gamma(z)`, and
 :math:`\log q(y) = \log(1 - 1/y) + 2 \log\bigl(\sqrt{y}\,\Gamma(y-\frac12)/\Gamma(y)\bigr)` is a power series in
-:math:`1/y` (:func:`radam.fused.series.log_q_series`), so that
+:math:`1/y` (:func:`radam.fused.log_q_series`), so that
 :math:`1 - q(x) = (1 - F) - F\,\mathrm{expm1}(\log q(y))` keeps full
 precision even where :math:`q` is within :math:`10^{-6}` of 1 (:math:`F = 1` exactly when no shift is needed).
 
@@ -116,6 +116,7 @@ from __future__ import annotations
 from radam.fused.cache import PlanCache
 from radam.fused.checks import check_fused_supported, interpreter_enabled
 from radam.fused.launch import check_lr, fused_radam, launch_plan
+from radam.fused.optimizer_groups import cached_plan
 from radam.fused.plan import build_plan, point_at_gradients
 from radam.fused.series import log_q_series
 from radam.fused.tuning import BLOCK_SIZE, DEFAULT_TUNING, NUM_WARPS, PROGRAMS_PER_SM, STEP_BLOCK, Tuning
@@ -129,6 +130,7 @@ __all__ = [
     "STEP_BLOCK",
     "Tuning",
     "build_plan",
+    "cached_plan",
     "check_fused_supported",
     "check_lr",
     "fused_radam",

@@ -1,4 +1,5 @@
-"""The plans kept between steps: :class:`PlanCache`, the plans of :func:`radam.fused.fused_radam`, and the plans
+"""The plans kept between steps: :class:`radam.fused.PlanCache`, the plans of :func:`radam.fused.fused_radam`,
+and the plans
 a CUDA graph has recorded, which must outlive any cache (:data:`CAPTURED`)."""
 
 from __future__ import annotations

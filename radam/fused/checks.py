@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from radam._step_scalars import check_dense_gradients
+from radam.step_scalars import check_dense_gradients
 
 __all__ = ["STATE_DTYPES", "capturing", "check_fused_supported", "check_tensors", "interpreter_enabled", "is_dense"]
 

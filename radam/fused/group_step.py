@@ -75,7 +75,7 @@ def _watch(tensors: Any, on_release: Callable[[Any], None]) -> list[weakref.ref]
 
 
 class FusedGroupStep:
-    """The lists and the kernel plan of one fused param group, valid while :meth:`refresh` returns True."""
+    """The lists and the kernel plan of one fused param group, valid while ``refresh`` returns True."""
 
     def __init__(
         self,

@@ -19,15 +19,16 @@ number of blocks. A launch has ``P <= B`` programs; program ``p`` updates blocks
 import triton
 import triton.language as tl
 
+from radam.fused import series
+
 # Rows of the pointer table (constexpr: a Triton kernel reads only constexpr globals).
 PARAM, GRAD, EXP_AVG, EXP_AVG_SQ, STEP, MAX_EXP_AVG_SQ = (tl.constexpr(row) for row in range(6))
 N_ROWS_PLAIN = 5
 N_ROWS_AMSGRAD = 6
-# Number of coefficients of the power series of log q (see radam.fused.log_q_series).
-N_SERIES = tl.constexpr(16)
-# The exact variance of psi uses the series once x = rho/2 is at least this (below, x is shifted up first).
-SERIES_FROM = tl.constexpr(10.0)
-EXPM1_TERMS = tl.constexpr(8)
+# The constants of the exact rectifier's recipe (radam.fused.series, which says what each is)
+N_SERIES = tl.constexpr(series.N_SERIES)
+SERIES_FROM = tl.constexpr(series.SERIES_FROM)
+EXPM1_TERMS = tl.constexpr(series.EXPM1_TERMS)
 
 
 def radam_step_kernel(

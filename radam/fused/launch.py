@@ -1,5 +1,6 @@
-"""Launching a fused step: :func:`launch_plan` runs a plan's kernel with the step's scalars and options, and
-:func:`fused_radam` is the functional fused step (a plan from :data:`radam.fused.cache.PLAN_CACHE`, then a launch)."""
+"""Launching a fused step: :func:`radam.fused.launch_plan` runs a plan's kernel with the step's scalars and
+options, and :func:`radam.fused.fused_radam` is the functional fused step (a plan from
+:data:`radam.fused.cache.PLAN_CACHE`, then a launch)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import dataclasses
 
 from torch import Tensor
 
-from radam._step_scalars import check_variant_options, variance_at_rho_inf
+from radam.step_scalars import check_variant_options, variance_at_rho_inf
 from radam.fused import tuning as _tuning
 from radam.fused.cache import PLAN_CACHE, keep_for_graphs
 from radam.fused.checks import capturing

@@ -3,12 +3,12 @@ r"""What ``radam.RAdam`` keeps for its fused param groups, behind one object: :c
 The optimizer stays shaped like ``torch.optim``'s; everything that only a fused group needs is here:
 
 * the step of each fused group kept from one step to the next (:class:`radam.fused.group_step.FusedGroupStep`),
-  rebuilt where it no longer fits, with the lazily created state undone if any check fails (:meth:`prepare`);
+  rebuilt where it no longer fits, with the lazily created state undone if any check fails (``prepare``);
 * the tuning of the plans built for them (:class:`radam.fused.Tuning`);
 * the float32 moments of bfloat16 and float16 parameters: kept exact by ``load_state_dict``
-  (:meth:`FusedGroups.float32_moments`), restored by ``__setstate__`` (:meth:`FusedGroups.loaded`), and refused
+  (``FusedGroups.float32_moments``), restored by ``__setstate__`` (``FusedGroups.loaded``), and refused
   with a clear error when a group is no longer fused (:func:`check_moments_fit`);
-* DTensor parameters (FSDP2), stepped on each rank's local shards (:func:`_local_tensors`).
+* DTensor parameters (FSDP2), stepped on each rank's local shards (``_local_tensors``).
 
 The kernel's functions are reached through ``radam.functional.load_fused()``, so that a machine where the fused
 step cannot run gets one clear error.
@@ -23,13 +23,13 @@ import torch
 from radam.functional import check_fused, load_fused
 from radam.fused.group_step import FusedGroupStep
 
-__all__ = ["FusedGroups", "check_fused_group", "check_moments_fit"]
+__all__ = ["FusedGroups", "cached_plan", "check_fused_group", "check_moments_fit"]
 
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 """Parameter dtypes whose moments the fused step keeps in float32."""
 MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 _SavedState = dict[torch.Tensor, "tuple[dict[str, Any], dict[str, Any]] | None"]
-"""A parameter's state dict and a copy of its entries, or None where it had no state (:func:`_save_state`)."""
+"""A parameter's state dict and a copy of its entries, or None where it had no state (``_save_state``)."""
 
 
 class FusedGroups:
@@ -133,7 +133,7 @@ class FusedGroups:
 
 
 def _save_state(state: Any, groups: list[dict[str, Any]]) -> _SavedState:
-    """What :func:`_restore_state` needs to undo the lazy creation of state for these groups' parameters."""
+    """What ``_restore_state`` needs to undo the lazy creation of state for these groups' parameters."""
     return {p: (state[p], dict(state[p])) if p in state else None for group in groups for p in group["params"]}
 
 
@@ -189,7 +189,7 @@ def check_fused_group(options: dict[str, Any], params: list[Any]) -> None:
 
 
 class _DTensorGroupStep(FusedGroupStep):
-    """A fused group of DTensor parameters, stepped on each rank's local tensors (:func:`_local_tensors`). Its plan is
+    """A fused group of DTensor parameters, stepped on each rank's local tensors (``_local_tensors``). Its plan is
     built anew at every step: the checks that let a cached plan be re-used read data pointers, which a DTensor lacks."""
 
     def __init__(self, group: dict[str, Any], state: Any, lists: list[list[torch.Tensor]], plan: Any) -> None:
@@ -224,3 +224,11 @@ def _local_tensors(lists: list[list[torch.Tensor]]) -> list[list[torch.Tensor]]:
                     f"laid out as the parameter ({p.placements} on {p.device_mesh}); it is {layout}. Use fused=False"
                 )
     return [[t.to_local() if isinstance(t, DTensor) else t for t in tensors] for tensors in lists]
+
+
+def cached_plan(optimizer: Any, group_index: int = 0) -> Any:
+    """The plan (:class:`radam.fused.plan.Plan`) that the fused step of param group ``group_index`` of a
+    ``radam.RAdam`` kept from its last step for the next, or ``None`` (no fused step yet, or it was dropped). For
+    inspection: a later step re-uses this very object while nothing it relies on has changed."""
+    step = optimizer._fused.steps.get(group_index)
+    return None if step is None else step.plan

@@ -1,9 +1,10 @@
 """The plan of a fused step: the device-side tables that let one kernel launch update a whole list of tensors.
 
 A :class:`Plan` holds one :class:`Launch` per (device, dtype) sub-group of the tensors: an int64 tensor on the device
-with the pointer table, the sizes and the block table (laid out as :mod:`radam.fused.kernel` reads it), and every
-argument of the launch that does not change between steps. :func:`build_plan` checks the tensors
-(:func:`radam.fused.checks.check_tensors`) and builds one; :func:`point_at_gradients` rewrites its gradient row when
+with the pointer table, the sizes and the block table (laid out as ``radam.fused.kernel`` reads it), and every
+argument of the launch that does not change between steps. :func:`radam.fused.build_plan` checks the tensors
+(:func:`radam.fused.checks.check_tensors`) and builds one; :func:`radam.fused.point_at_gradients` rewrites its
+gradient row when
 autograd has given the gradients new memory. The plans a step keeps are kept by :mod:`radam.fused.cache` (for
 :func:`radam.fused.fused_radam`) and :mod:`radam.fused.group_step` (for ``radam.RAdam``).
 """
@@ -83,7 +84,7 @@ def _series(device: torch.device) -> Tensor:
     if device not in _SERIES:
         from radam.fused import kernel as fused_kernel
 
-        _SERIES[device] = torch.tensor(log_q_series(fused_kernel.N_SERIES.value), dtype=torch.float64, device=device)
+        _SERIES[device] = torch.tensor(log_q_series(), dtype=torch.float64, device=device)
     return _SERIES[device]
 
 

@@ -37,11 +37,13 @@ import numpy as np
 import torch
 
 from radam import theory
+from radam._torch_compat import _get_capturable_supported_devices
 
 __all__ = [
     "DEGENERATE_MODES",
     "RECTIFIERS",
     "StepScalars",
+    "check_capturable_devices",
     "check_dense_gradients",
     "check_variant_options",
     "device_scalars",
@@ -112,6 +114,22 @@ def check_dense_gradients(grads: Any) -> None:
     for grad in grads:
         if grad is not None and grad.is_sparse:
             raise RuntimeError("RAdam does not support sparse gradients")
+
+
+def check_capturable_devices(params: list[torch.Tensor], state_steps: list[torch.Tensor], xla: bool) -> None:
+    """With ``capturable=True`` every parameter and its step must sit on the same device of a capturable kind.
+
+    ``xla``: whether XLA counts as capturable (the single-tensor path: yes; the foreach path: no, as in torch).
+    Unlike ``torch.optim.RAdam`` this also accepts the CPU: the capturable arithmetic (no host reads, ``torch.where``
+    in place of Python branches) is correct on any device, and on the CPU it lets ``torch.compile`` and the tests
+    exercise it.
+    """
+    supported = _get_capturable_supported_devices(supports_xla=xla) + ["cpu"]
+    for p, step in zip(params, state_steps):
+        if not (p.device.type == step.device.type and p.device.type in supported):
+            raise AssertionError(
+                f"If capturable=True, params and state_steps must be on supported devices: {supported}."
+            )
 
 
 # ---------------------------------------------------------------------------------------------------------------
