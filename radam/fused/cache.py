@@ -1,13 +1,12 @@
 """The plans kept between steps: :class:`radam.fused.PlanCache`, the plans of :func:`radam.fused.fused_radam`,
-and the plans
-a CUDA graph has recorded, which must outlive any cache (:data:`CAPTURED`)."""
+and the plans a CUDA graph has recorded, which must outlive any cache (:data:`CAPTURED`)."""
 
 from __future__ import annotations
 
 import itertools
 import operator
 
-from torch import Tensor
+import torch
 
 from radam.fused.checks import capturing
 from radam.fused.plan import Plan, build_plan, fits, point_at_gradients
@@ -37,7 +36,7 @@ class PlanCache:
     def clear(self) -> None:
         self.plans.clear()
 
-    def find(self, lists: list[list[Tensor]], amsgrad: bool, tuning: Tuning) -> Plan:
+    def find(self, lists: list[list[torch.Tensor]], amsgrad: bool, tuning: Tuning) -> Plan:
         """The cached plan for these tensors, or a new one (checked tensor by tensor): reused as it is when every
         tensor is where and as it was, pointed at the new gradients when only they moved, else built anew."""
         flat = [*itertools.chain.from_iterable(lists)]
@@ -72,8 +71,8 @@ PLAN_CACHE = PlanCache()
 """The plans of :func:`radam.fused.fused_radam` (``radam.RAdam`` keeps one per fused param group instead:
 :mod:`radam.fused.group_step`)."""
 CAPTURED: list[Plan] = []
-"""Plans a CUDA graph has recorded, whoever built them: the graph reads their device tensors at every replay, and
-nothing says when the graph is gone, so they are kept for the life of the process."""
+"""The plans that a CUDA graph has recorded, whoever built them. The graph reads their device tensors at every
+replay, and nothing says when the graph is gone, so they are kept for the life of the process."""
 
 
 def keep_for_graphs(plan: Plan) -> None:

@@ -9,7 +9,6 @@ import os
 from typing import Sequence
 
 import torch
-from torch import Tensor
 
 from radam.step_scalars import check_dense_gradients
 
@@ -40,7 +39,7 @@ def _triton_import_error() -> str | None:
     return None
 
 
-def check_fused_supported(params: Sequence[Tensor]) -> None:
+def check_fused_supported(params: Sequence[torch.Tensor]) -> None:
     """Raise ``RuntimeError`` with the reason when the fused step cannot update ``params`` here.
 
     The fused step needs Triton, and CUDA tensors (or CPU tensors under ``TRITON_INTERPRET=1``, for testing) of a
@@ -55,7 +54,7 @@ def check_fused_supported(params: Sequence[Tensor]) -> None:
         )
     devices = set()
     for index, param in enumerate(params):
-        if not isinstance(param, Tensor):
+        if not isinstance(param, torch.Tensor):
             raise RuntimeError(f"fused=True: parameter {index} is a {type(param).__name__}, not a tensor")
         if param.dtype not in STATE_DTYPES:
             supported = ", ".join(str(dtype).removeprefix("torch.") for dtype in STATE_DTYPES)
@@ -97,7 +96,7 @@ def capturing(device: torch.device) -> bool:
     return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
 
 
-def is_dense(tensor: Tensor) -> bool:
+def is_dense(tensor: torch.Tensor) -> bool:
     """Whether the tensor's elements fill a block of memory without gaps or overlaps (any order of dimensions)."""
     if tensor.is_contiguous():
         return True
@@ -109,7 +108,7 @@ def is_dense(tensor: Tensor) -> bool:
     return True
 
 
-def check_tensors(lists: list[list[Tensor]], amsgrad: bool) -> None:
+def check_tensors(lists: list[list[torch.Tensor]], amsgrad: bool) -> None:
     """``RuntimeError`` (``ValueError`` for lists of other lengths) naming the first tensor the kernel cannot step:
     ``lists`` are params, grads, exp_avgs, exp_avg_sqs, state_steps[, max_exp_avg_sqs]. Each parameter's gradient
     and state must have its shape, device and strides (dense), the state the dtype of the arithmetic

@@ -6,7 +6,7 @@ with a dozen attribute reads, dictionary look-ups and checks each -- that costs 
 model of thousands of small tensors, milliseconds, far more than the kernel itself needs on a GPU.
 
 :class:`FusedGroupStep` keeps what a group's last full step found: the parameters that had gradients, their state
-tensors and the kernel's plan (:func:`radam.fused.plan.build_plan`, which checked every tensor). A later step re-uses it
+tensors and the kernel's plan (:func:`radam.fused.build_plan`, which checked every tensor). A later step re-uses it
 when nothing the plan relies on has changed. When the gradients are the tensors of the last step, the test costs
 one pass over them (``map`` running C functions) and a few comparisons of one value each:
 
@@ -53,15 +53,15 @@ import operator
 import weakref
 from typing import Any, Callable, Mapping
 
-from torch import Tensor
+import torch
 
 from radam import _counted_state
 
 _GRAD = operator.attrgetter("grad")
-_DATA_PTR = Tensor.data_ptr
-_NUMEL = Tensor.numel
-_IS_CONTIGUOUS = Tensor.is_contiguous
-_STORAGE = Tensor.untyped_storage
+_DATA_PTR = torch.Tensor.data_ptr
+_NUMEL = torch.Tensor.numel
+_IS_CONTIGUOUS = torch.Tensor.is_contiguous
+_STORAGE = torch.Tensor.untyped_storage
 _NO_GRADIENT: Callable[[], None] = type(None)  # called, gives None: where a parameter had no gradient
 _PLAN_OPTIONS = operator.itemgetter("amsgrad", "fused", "foreach", "differentiable")
 """The options the lists and the plan depend on; the others are read at every launch."""
@@ -80,8 +80,8 @@ class FusedGroupStep:
     def __init__(
         self,
         group: dict[str, Any],
-        state: Mapping[Tensor, dict[str, Any]],
-        lists: list[list[Tensor]],
+        state: Mapping[torch.Tensor, dict[str, Any]],
+        lists: list[list[torch.Tensor]],
         plan: Any,
     ) -> None:
         """``lists`` are params-with-grad, grads, exp_avgs, exp_avg_sqs, state_steps[, max_exp_avg_sqs], as
@@ -124,7 +124,7 @@ class FusedGroupStep:
         self.grad_refs: list[Any] | None = None
         self.grad_storages: list[weakref.ref] | None = None
 
-    def _look_at_state(self, params: list[Tensor]) -> tuple[list[int], bool]:
+    def _look_at_state(self, params: list[torch.Tensor]) -> tuple[list[int], bool]:
         """The ids of every parameter's state tensors, and whether their changes are all counted (the state is a
         CountedState of ParamStates). TypeError: a parameter has no state; KeyError: an entry is missing."""
         entries = list(map(self.state.get, params))
@@ -152,7 +152,7 @@ class FusedGroupStep:
         self.state_changes, self.counted = changes, counted
         return True
 
-    def refresh(self, group: dict[str, Any], state: Mapping[Tensor, dict[str, Any]]) -> bool:
+    def refresh(self, group: dict[str, Any], state: Mapping[torch.Tensor, dict[str, Any]]) -> bool:
         """Whether the cached lists and plan still describe ``group``; if so, the plan points at the current
         gradients. False means "take the full path"."""
         if (
@@ -183,7 +183,7 @@ class FusedGroupStep:
     def _with_grad(self, grads: list[Any]) -> list[Any]:
         return grads if self.has_grad is None else list(itertools.compress(grads, self.has_grad))
 
-    def _take_gradients(self, grads: list[Tensor | None]) -> bool:
+    def _take_gradients(self, grads: list[torch.Tensor | None]) -> bool:
         """Check gradient tensors that are not watched (the group's parameters are the plan's; a gradient where the
         plan has one, with its parameter's number of elements and layout) and point the plan at them. False: take
         the full path."""
@@ -212,7 +212,7 @@ class FusedGroupStep:
             self.grad_addresses = addresses
         return True
 
-    def _watch_gradients(self, grads: list[Tensor | None]) -> None:
+    def _watch_gradients(self, grads: list[torch.Tensor | None]) -> None:
         """Watch gradient tensors just checked: weak references to them (``_NO_GRADIENT`` where there is none) and
         to their storages, whose release is noted in ``gradients_released``."""
         self.gradients_released.clear()

@@ -53,8 +53,9 @@ def fused_radam(
 
     ``lr`` may be a float or a 1-element tensor (on the device: read by the kernel, so a captured CUDA graph sees
     its current value). The step never synchronises with the host, whatever ``capturable`` says: the step counts
-    must live on the parameters' device. ``tuning`` (default :data:`DEFAULT_TUNING`) says how the step is cut
-    into blocks and launched; ``block_size`` and ``max_programs``, when given, replace its fields of those names.
+    must live on the parameters' device. ``tuning`` (default :data:`radam.fused.tuning.DEFAULT_TUNING`) says how
+    the step is cut into blocks and launched; ``block_size`` and ``max_programs``, when given, replace its fields of
+    those names.
     """
     if not params:
         return

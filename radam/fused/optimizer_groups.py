@@ -34,8 +34,9 @@ _SavedState = dict[torch.Tensor, "tuple[dict[str, Any], dict[str, Any]] | None"]
 
 class FusedGroups:
     """The fused param groups of one ``radam.RAdam``: their cached steps (param group index ->
-    :class:`FusedGroupStep`), the groups that were fused at the last step (or in the state loaded), and the tuning
-    of the plans (``None``: :data:`radam.fused.DEFAULT_TUNING`, read when a plan is built)."""
+    :class:`radam.fused.group_step.FusedGroupStep`), the groups that were fused at the last step (or in the state
+    loaded), and the tuning of the plans (``None``: :data:`radam.fused.tuning.DEFAULT_TUNING`, read when a plan is
+    built)."""
 
     def __init__(self, tuning: Any = None) -> None:
         self.steps: dict[int, FusedGroupStep] = {}

@@ -4,9 +4,9 @@ A :class:`Plan` holds one :class:`Launch` per (device, dtype) sub-group of the t
 with the pointer table, the sizes and the block table (laid out as ``radam.fused.kernel`` reads it), and every
 argument of the launch that does not change between steps. :func:`radam.fused.build_plan` checks the tensors
 (:func:`radam.fused.checks.check_tensors`) and builds one; :func:`radam.fused.point_at_gradients` rewrites its
-gradient row when
-autograd has given the gradients new memory. The plans a step keeps are kept by :mod:`radam.fused.cache` (for
-:func:`radam.fused.fused_radam`) and :mod:`radam.fused.group_step` (for ``radam.RAdam``).
+gradient row when autograd has given the gradients new memory. The plans a step keeps are kept by
+:mod:`radam.fused.cache` (for :func:`radam.fused.fused_radam`) and :mod:`radam.fused.group_step` (for
+``radam.RAdam``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from radam.fused import tuning as _tuning
 from radam.fused.checks import STATE_DTYPES, capturing, check_tensors
@@ -39,14 +38,14 @@ class Launch:
     n_tensors: int
     n_blocks: int
     aligned: bool
-    plan: Tensor  # int64 on the device (layout in radam.fused.kernel)
-    counter: Tensor  # int32[1] on the device, zero between launches
-    series: Tensor  # float64[N_SERIES] on the device
+    plan: torch.Tensor  # int64 on the device (layout in radam.fused.kernel)
+    counter: torch.Tensor  # int32[1] on the device, zero between launches
+    series: torch.Tensor  # float64[N_SERIES] on the device
     members: list[int]  # positions, in the lists given to fused_radam, of this launch's tensors
     kernel: Any  # called as kernel[grid](*arguments, **constants)
     grid: tuple[int]
     constants: dict[str, Any]  # the constexpr arguments the plan fixes (dtypes, rows, block size, warps)
-    keep_alive: list[Tensor] = field(default_factory=list)  # host copies a captured graph reads
+    keep_alive: list[torch.Tensor] = field(default_factory=list)  # host copies a captured graph reads
     calls: dict[tuple, dict[str, Any]] = field(default_factory=dict)  # all constexpr arguments, per option flags
 
 
@@ -64,7 +63,7 @@ class Plan:
     captured: bool = False
 
 
-_SERIES: dict[torch.device, Tensor] = {}
+_SERIES: dict[torch.device, torch.Tensor] = {}
 _KERNELS: dict[str, Any] = {}
 _SM_COUNTS: dict[torch.device, int] = {}
 GRAD_ROW = 1  # the gradients' row of the pointer table (radam.fused_kernel.GRAD)
@@ -80,7 +79,7 @@ def _kernel(device: torch.device):
     return _KERNELS[mode]
 
 
-def _series(device: torch.device) -> Tensor:
+def _series(device: torch.device) -> torch.Tensor:
     if device not in _SERIES:
         from radam.fused import kernel as fused_kernel
 
@@ -100,7 +99,7 @@ def _programs(device: torch.device, n_blocks: int, tuning: Tuning) -> int:
     return min(n_blocks, _SM_COUNTS[device] * tuning.programs_per_sm)
 
 
-def _as_real(tensor: Tensor) -> Tensor:
+def _as_real(tensor: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(tensor) if tensor.is_complex() else tensor
 
 
@@ -115,7 +114,7 @@ def _torch_to_triton_dtype(dtype: torch.dtype):
     }[dtype]
 
 
-def _to_device(values: list[int], device: torch.device, capturing: bool) -> tuple[Tensor, Tensor]:
+def _to_device(values: list[int], device: torch.device, capturing: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """An int64 device tensor holding ``values``, and the host tensor it was copied from (to keep alive).
 
     The host tensor is pinned: an asynchronous copy needs it, and a copy recorded in a CUDA graph (a plan built
@@ -140,7 +139,7 @@ def _to_device(values: list[int], device: torch.device, capturing: bool) -> tupl
     return host.to(device, non_blocking=True), host
 
 
-def _build_plan(lists: list[list[Tensor]], amsgrad: bool, tuning: Tuning) -> Plan:
+def _build_plan(lists: list[list[torch.Tensor]], amsgrad: bool, tuning: Tuning) -> Plan:
     """Check the tensors and lay out one launch per (device, parameter dtype, step dtype) sub-group."""
     check_tensors(lists, amsgrad)
     groups: dict[tuple, list[int]] = {}  # (device, real dtype, step dtype) -> positions
@@ -196,20 +195,20 @@ def _build_plan(lists: list[list[Tensor]], amsgrad: bool, tuning: Tuning) -> Pla
             )
         )
     flat = [tensor for lst in lists for tensor in lst]
-    contiguous = list(map(Tensor.is_contiguous, flat))
+    contiguous = list(map(torch.Tensor.is_contiguous, flat))
     return Plan(
         launches=launches,
         tuning=tuning,
         amsgrad=amsgrad,
         n_tensors=n,
-        addresses=list(map(Tensor.data_ptr, flat)),
-        numels=list(map(Tensor.numel, flat)),
+        addresses=list(map(torch.Tensor.data_ptr, flat)),
+        numels=list(map(torch.Tensor.numel, flat)),
         contiguous=contiguous,
         strided=[(i, flat[i].stride()) for i, c in enumerate(contiguous) if not c],
     )
 
 
-def build_plan(lists: list[list[Tensor]], amsgrad: bool, tuning: Tuning | None = None) -> Plan:
+def build_plan(lists: list[list[torch.Tensor]], amsgrad: bool, tuning: Tuning | None = None) -> Plan:
     """A new plan for ``lists`` (params, grads, exp_avgs, exp_avg_sqs, state_steps[, max_exp_avg_sqs]), after
     checking every tensor (``RuntimeError`` naming the first inconsistent one). Nothing is cached here."""
     return _build_plan(lists, amsgrad, tuning or _tuning.DEFAULT_TUNING)
@@ -221,14 +220,17 @@ def _n_rows(amsgrad: bool) -> int:
     return fused_kernel.N_ROWS_AMSGRAD if amsgrad else fused_kernel.N_ROWS_PLAIN
 
 
-def fits(flat: list[Tensor], plan: Plan, gradients_too: bool) -> bool:
+def fits(flat: list[torch.Tensor], plan: Plan, gradients_too: bool) -> bool:
     """Whether every tensor has the address (the gradients only if ``gradients_too``), size and layout that
     ``plan`` was built for."""
-    if list(map(Tensor.numel, flat)) != plan.numels or list(map(Tensor.is_contiguous, flat)) != plan.contiguous:
+    if (
+        list(map(torch.Tensor.numel, flat)) != plan.numels
+        or list(map(torch.Tensor.is_contiguous, flat)) != plan.contiguous
+    ):
         return False
     if any(flat[i].stride() != strides for i, strides in plan.strided):
         return False
-    addresses = list(map(Tensor.data_ptr, flat))
+    addresses = list(map(torch.Tensor.data_ptr, flat))
     if gradients_too:
         return addresses == plan.addresses
     n = plan.n_tensors  # the gradients are positions n to 2n - 1
@@ -236,7 +238,7 @@ def fits(flat: list[Tensor], plan: Plan, gradients_too: bool) -> bool:
 
 
 def point_at_gradients(
-    plan: Plan, params: list[Tensor], grads: list[Tensor], addresses: list[int] | None = None
+    plan: Plan, params: list[torch.Tensor], grads: list[torch.Tensor], addresses: list[int] | None = None
 ) -> None:
     """Point a plan at new gradient tensors (autograd frees and re-allocates them between steps), in place.
 
@@ -251,7 +253,7 @@ def point_at_gradients(
             "fused_radam: a plan that a CUDA graph records or has recorded cannot be pointed elsewhere"
         )
     if addresses is None:
-        addresses = list(map(Tensor.data_ptr, grads))
+        addresses = list(map(torch.Tensor.data_ptr, grads))
     for launch in plan.launches:
         row_addresses = addresses if len(launch.members) == len(addresses) else [addresses[i] for i in launch.members]
         row = _int64_tensor(row_addresses)
@@ -263,7 +265,7 @@ def point_at_gradients(
     plan.addresses[n:2 * n] = addresses
 
 
-def _int64_tensor(values: list[int]) -> Tensor:
+def _int64_tensor(values: list[int]) -> torch.Tensor:
     """A CPU int64 tensor of ``values`` (by way of numpy, twice as fast as ``torch.tensor`` for a list of ints)."""
     return torch.from_numpy(np.fromiter(values, dtype=np.int64, count=len(values)))
 

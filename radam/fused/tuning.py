@@ -1,7 +1,7 @@
 """How the fused step is cut into blocks and launched -- the speed, never the result.
 
 :class:`radam.fused.Tuning` is an argument of everything that builds a plan (:func:`radam.fused.build_plan`,
-:func:`radam.fused.fused_radam`, ``radam.RAdam``'s fused groups); :data:`radam.fused.DEFAULT_TUNING` is used
+:func:`radam.fused.fused_radam`, ``radam.RAdam``'s fused groups); :data:`DEFAULT_TUNING` is used
 where none is given.
 """
 
