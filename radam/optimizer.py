@@ -20,12 +20,8 @@ from radam._torch_compat import _get_scalar_dtype, _use_grad_for_differentiable,
 from radam.functional import _radam_checked, _uses_foreach
 from radam.fused.group_step import FusedGroupStep
 from radam.fused.optimizer_groups import LOW_PRECISION, FusedGroups, check_fused_group
-from radam.step_scalars import (
-    check_capturable_devices,
-    check_dense_gradients,
-    check_variant_options,
-    store_python_scalars,
-)
+from radam.step_scalars import check_capturable_devices, check_dense_gradients
+from radam.step_scalars import check_variant_options, store_python_scalars
 
 __all__ = ["RAdam"]
 
