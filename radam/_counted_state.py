@@ -19,7 +19,8 @@ state-dict post-hooks still see the :class:`ParamState`), and ``load_state_dict`
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["CountedState", "ParamState", "changes"]
 

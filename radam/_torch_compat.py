@@ -30,7 +30,6 @@ package with an older one raises an ``ImportError`` that names it.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import torch
 

@@ -59,10 +59,10 @@ from types import ModuleType
 
 import torch
 
-from radam.step_scalars import DEGENERATE_MODES, RECTIFIERS, check_variant_options
 from radam._torch_compat import _default_to_fused_or_foreach, _disable_dynamo
 from radam.multi_tensor import multi_tensor_radam
 from radam.single_tensor import single_tensor_radam
+from radam.step_scalars import DEGENERATE_MODES, RECTIFIERS, check_variant_options
 
 __all__ = ["radam", "DEGENERATE_MODES", "RECTIFIERS", "check_variant_options"]
 
@@ -104,7 +104,6 @@ def _uses_foreach(params: list[torch.Tensor], foreach: bool | None, differentiab
     if foreach is None:
         _, foreach = _default_to_fused_or_foreach(params, differentiable, use_fused=False)
     return bool(foreach)
-
 
 
 def radam(
@@ -155,10 +154,30 @@ def radam(
     max_exp_avg_sqs = [] if max_exp_avg_sqs is None else max_exp_avg_sqs
     if amsgrad and len(max_exp_avg_sqs) != len(params):
         raise ValueError("amsgrad=True needs one max_exp_avg_sq tensor per parameter")
-    _radam_checked(params, grads, exp_avgs, exp_avg_sqs, state_steps, decoupled_weight_decay, foreach, differentiable,
-                 capturable, has_complex, maximize, beta1=beta1, beta2=beta2, lr=lr, weight_decay=weight_decay,
-                 eps=eps, fused=fused, degenerate=degenerate, threshold=threshold, rectifier=rectifier,
-                 amsgrad=amsgrad, max_exp_avg_sqs=max_exp_avg_sqs)
+    _radam_checked(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        state_steps,
+        decoupled_weight_decay,
+        foreach,
+        differentiable,
+        capturable,
+        has_complex,
+        maximize,
+        beta1=beta1,
+        beta2=beta2,
+        lr=lr,
+        weight_decay=weight_decay,
+        eps=eps,
+        fused=fused,
+        degenerate=degenerate,
+        threshold=threshold,
+        rectifier=rectifier,
+        amsgrad=amsgrad,
+        max_exp_avg_sqs=max_exp_avg_sqs,
+    )
 
 
 def _radam_checked(

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from radam.step_scalars import check_capturable_devices, device_scalars, host_scalars
 from radam._torch_compat import _get_value, _group_tensors_by_device_and_dtype, _to_scalar, _view_as_real
+from radam.step_scalars import check_capturable_devices, device_scalars, host_scalars
 
 __all__ = ["multi_tensor_radam"]
 
@@ -73,7 +73,6 @@ def multi_tensor_radam(
         grouped_max_exp_avg_sqs,
         grouped_state_steps,
     ), _ in grouped_tensors.values():
-
         # t <- t + 1 (on the CPU, wrap the 1 in a tensor once to avoid foreach's slow scalar path)
         if not torch.compiler.is_compiling() and grouped_state_steps[0].is_cpu:
             torch._foreach_add_(grouped_state_steps, torch.tensor(1.0, device="cpu"), alpha=1.0)
@@ -94,8 +93,9 @@ def multi_tensor_radam(
         # The scalars of each tensor's step t: Python floats read back to the host, or -- capturable -- float64
         # vectors computed on the device for the whole group at once (see radam.step_scalars.device_scalars)
         if capturable:
-            scalars = device_scalars(torch.stack(grouped_state_steps), beta1, beta2, threshold, rectifier,
-                                      torch.float64)
+            scalars = device_scalars(
+                torch.stack(grouped_state_steps), beta1, beta2, threshold, rectifier, torch.float64
+            )
             adaptive: Any = scalars.adaptive
         else:
             step_scalars = [
@@ -151,9 +151,7 @@ def multi_tensor_radam(
             # Python floats, in torch's order: r_t is 0 when not adaptive, and the 0/1 "degenerate SGD" indicator
             unrectified = [0 if (s.adaptive or skip) else 1.0 for s in step_scalars]
             unrect_step_size = [(lr * u / s.bias_correction1) * -1 for u, s in zip(unrectified, step_scalars)]
-            rect_step_size = [
-                (s.bias_correction2**0.5) * (lr * s.rect / s.bias_correction1) * -1 for s in step_scalars
-            ]
+            rect_step_size = [(s.bias_correction2**0.5) * (lr * s.rect / s.bias_correction1) * -1 for s in step_scalars]
             if len(moving) != len(grouped_params):  # degenerate="skip": only the adaptive tensors move
                 if not moving:
                     continue

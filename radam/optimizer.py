@@ -10,18 +10,18 @@ last step found.
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch.optim import Optimizer
 
+from radam import step_scalars
 from radam._counted_state import CountedState, ParamState
 from radam._torch_compat import _get_scalar_dtype, _use_grad_for_differentiable, graph_capture_health_check
 from radam.functional import _radam_checked, _uses_foreach
 from radam.fused.group_step import FusedGroupStep
 from radam.fused.optimizer_groups import LOW_PRECISION, FusedGroups, check_fused_group
-from radam.step_scalars import check_capturable_devices, check_dense_gradients
-from radam.step_scalars import check_variant_options, store_python_scalars
 
 __all__ = ["RAdam"]
 
@@ -187,7 +187,7 @@ class RAdam(Optimizer):
             raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
         if not 0.0 <= weight_decay:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        check_variant_options(degenerate, threshold, rectifier, amsgrad)
+        step_scalars.check_variant_options(degenerate, threshold, rectifier, amsgrad)
         threshold, amsgrad = float(threshold), bool(amsgrad)  # numpy scalars would stop a weights-only torch.load
 
         defaults = {
@@ -216,7 +216,7 @@ class RAdam(Optimizer):
         """
         if isinstance(param_group, dict):
             options = {**self.defaults, **param_group}
-            check_variant_options(*(options[key] for key in _VARIANT_KEYS))
+            step_scalars.check_variant_options(*(options[key] for key in _VARIANT_KEYS))
             for key, python_type in (("threshold", float), ("amsgrad", bool)):
                 if key in param_group:
                     param_group[key] = python_type(param_group[key])
@@ -350,17 +350,17 @@ class RAdam(Optimizer):
             cached = current.get(index)
             variant = _VARIANT(group)
             if cached is None or variant != cached.variant:
-                check_variant_options(*variant)
+                step_scalars.check_variant_options(*variant)
                 if cached is not None:
                     cached.variant = variant
-            store_python_scalars(group)
+            step_scalars.store_python_scalars(group)
             lr = group["lr"]
             if isinstance(lr, torch.Tensor) and lr.numel() != 1:
                 raise ValueError("Tensor lr must be 1-element")
             if cached is not None:
                 continue
             params = [p for p in group["params"] if p.grad is not None]
-            check_dense_gradients(p.grad for p in params)
+            step_scalars.check_dense_gradients(p.grad for p in params)
             if group["fused"]:
                 check_fused_group(group, group["params"])
                 continue  # the fused kernel checks its own devices
@@ -369,7 +369,8 @@ class RAdam(Optimizer):
                 raise AssertionError("_foreach ops don't support autograd")  # what the foreach path would raise
             if group["capturable"] and not torch.compiler.is_compiling():
                 steps = [self.state[p]["step"] if len(self.state.get(p, {})) else p for p in params]
-                check_capturable_devices(params, steps, xla=not foreach)  # torch: XLA for the for-loop path only
+                # torch: XLA for the for-loop path only
+                step_scalars.check_capturable_devices(params, steps, xla=not foreach)
 
     @_use_grad_for_differentiable
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from radam.step_scalars import check_capturable_devices, device_scalars, host_scalars
 from radam._torch_compat import _get_value, _to_scalar
+from radam.step_scalars import check_capturable_devices, device_scalars, host_scalars
 
 __all__ = [
     "adaptive_learning_rate",
@@ -98,9 +98,7 @@ def _promotes(tensor: torch.Tensor, lr: Any) -> bool:
     return isinstance(lr, torch.Tensor) and torch.result_type(tensor, lr) != tensor.dtype
 
 
-def step_factor(
-    adaptive: torch.Tensor, rect: torch.Tensor, adaptive_lr: torch.Tensor, degenerate: str
-) -> torch.Tensor:
+def step_factor(adaptive: torch.Tensor, rect: torch.Tensor, adaptive_lr: torch.Tensor, degenerate: str) -> torch.Tensor:
     r""":math:`f_t = r_t l_t` if :math:`\rho_t > \tau`, else 1 (``"sgd"``) or 0 (``"skip"``), by ``torch.where``."""
     return torch.where(adaptive, rect * adaptive_lr, 1.0 if degenerate == "sgd" else 0.0)
 
@@ -158,8 +156,9 @@ def single_tensor_radam(
         bias_correction1, bias_correction2, adaptive, rect = scalars
 
         # weight decay: L2 g_t <- g_t + lambda theta, or decoupled theta <- theta (1 - lr lambda)
-        grad = apply_weight_decay(param, grad, lr, weight_decay, decoupled_weight_decay,
-                             moves=adaptive if degenerate == "skip" else True)
+        grad = apply_weight_decay(
+            param, grad, lr, weight_decay, decoupled_weight_decay, moves=adaptive if degenerate == "skip" else True
+        )
 
         # m_t = beta1 m_{t-1} + (1 - beta1) g_t (a lerp from m_{t-1} towards g_t)
         exp_avg.lerp_(grad, 1 - beta1)
@@ -179,8 +178,9 @@ def single_tensor_radam(
             param.add_(bias_corrected_exp_avg * lr * step_factor(adaptive, rect, adaptive_lr, degenerate), alpha=-1.0)
             del adaptive_lr
         elif adaptive:  # rectified adaptive step
-            update = rectified_update(bias_corrected_exp_avg, lr, second_moment, bias_correction2, eps, rect,
-                                       differentiable)
+            update = rectified_update(
+                bias_corrected_exp_avg, lr, second_moment, bias_correction2, eps, rect, differentiable
+            )
             param.add_(update, alpha=-1.0)
         elif degenerate == "sgd":  # SGD with bias-corrected momentum: no v_t, no eps
             in_place = not (differentiable or _promotes(bias_corrected_exp_avg, lr))

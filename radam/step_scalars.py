@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from radam import theory
+from radam.theory import gamma_ratio
 from radam._torch_compat import _get_capturable_supported_devices
 
 __all__ = [
@@ -188,8 +189,8 @@ def variance_at_rho_inf(beta2: float, threshold: float) -> float:
 
 
 # The coefficients of radam.theory's asymptotic series for log q, as Python floats (traceable by torch.compile)
-_LOG_Q_COEFFS = tuple(float(c) for c in theory._LOG_GAMMA_RATIO_COEFFS)
-_LOG_Q_ASYMPTOTIC_FROM = float(theory._ASYMPTOTIC_FROM)
+_LOG_Q_COEFFS = tuple(float(c) for c in gamma_ratio.LOG_GAMMA_RATIO_COEFFS)
+_LOG_Q_ASYMPTOTIC_FROM = float(gamma_ratio.ASYMPTOTIC_FROM)
 
 
 def _log_q_tensor(rho: torch.Tensor) -> torch.Tensor:

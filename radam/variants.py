@@ -206,8 +206,14 @@ class AdamEps(torch.optim.Adam):
     count on the device) is not supported, because :math:`\epsilon_t` is computed on the host.
     """
 
-    def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-4, **options: Any) -> None:
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-4,
+        **options: Any,
+    ) -> None:
         if options.get("capturable"):
             raise ValueError("AdamEps computes its epsilon on the host and does not support capturable=True")
         super().__init__(params, lr=lr, betas=betas, eps=eps, **options)
@@ -260,8 +266,9 @@ class AdamEps(torch.optim.Adam):
             state = self.state[p]
             if len(state) == 0:
                 on_device = bool(group["fused"])
-                state["step"] = torch.zeros((), dtype=_get_scalar_dtype(is_fused=on_device),
-                                            device=p.device if on_device else "cpu")
+                state["step"] = torch.zeros(
+                    (), dtype=_get_scalar_dtype(is_fused=on_device), device=p.device if on_device else "cpu"
+                )
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 if group["amsgrad"]:
@@ -286,4 +293,3 @@ class AdamEps(torch.optim.Adam):
                 f"{sorted(counts)}, so no single epsilon_t fits them; put them in separate groups"
             )
         return counts.pop() + 1 if counts else 1
-

@@ -11,10 +11,9 @@ import torch
 from torch.autograd import gradcheck
 
 import radam
-import radam.step_scalars as S
 import radam.functional as F
-from radam import multi_tensor, single_tensor
-from radam import theory
+import radam.step_scalars as S
+from radam import multi_tensor, single_tensor, theory
 from radam._torch_compat import torch_version
 
 

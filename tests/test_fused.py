@@ -16,13 +16,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from test_fused_reference import COMBINED_CONFIGS, OPTIONS, make_state, random_grads, reference_step
 
 from radam import fused, theory
 from radam.fused import cache as fused_cache
 from radam.fused import plan as fused_plan
 from radam.fused import series as fused_series
 from radam.fused import tuning as fused_tuning
-from test_fused_reference import COMBINED_CONFIGS, OPTIONS, make_state, random_grads, reference_step
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 # The older Triton that torch 2.8 and 2.9 bring (3.4, 3.5) fails inside its interpreter with numpy 2.4, and its PTX

@@ -52,15 +52,20 @@ def test_zero_dim_param_with_float64_tensor_lr_is_bit_exact_with_torch_reproduce
 @pytest.mark.parametrize("foreach", [False, True])
 @pytest.mark.parametrize(
     "param_dtype, lr_dtype",
-    [(torch.float32, torch.float64), (torch.bfloat16, torch.float32), (torch.float16, torch.float32),
-     (torch.float16, torch.float64)],
+    [
+        (torch.float32, torch.float64),
+        (torch.bfloat16, torch.float32),
+        (torch.float16, torch.float32),
+        (torch.float16, torch.float64),
+    ],
 )
 @pytest.mark.parametrize("decoupled", [False, True])
 def test_zero_dim_param_with_wider_tensor_lr_is_bit_exact_with_torch(param_dtype, lr_dtype, foreach, decoupled):
     for seed in range(20):
         param = torch.randn((), generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(param_dtype)
-        options = dict(lr=torch.tensor(0.1, dtype=lr_dtype), foreach=foreach, weight_decay=0.01,
-                       decoupled_weight_decay=decoupled)
+        options = dict(
+            lr=torch.tensor(0.1, dtype=lr_dtype), foreach=foreach, weight_decay=0.01, decoupled_weight_decay=decoupled
+        )
         for step, (ours, theirs) in enumerate(_lockstep(options, param, 12, seed), 1):
             assert torch.equal(ours, theirs), f"seed {seed}, step {step}: {ours.item()} != {theirs.item()}"
 

@@ -23,10 +23,23 @@ def _grads(step, params):
 
 
 def _optimizer(params):
-    return radam.RAdam([{"params": params[:3]},
-                        {"params": params[3:], "amsgrad": True, "threshold": 4.0, "rectifier": "exact",
-                         "degenerate": "skip", "weight_decay": 0.1, "decoupled_weight_decay": True, "lr": 0.05}],
-                       lr=0.01, betas=(0.9, 0.99))
+    return radam.RAdam(
+        [
+            {"params": params[:3]},
+            {
+                "params": params[3:],
+                "amsgrad": True,
+                "threshold": 4.0,
+                "rectifier": "exact",
+                "degenerate": "skip",
+                "weight_decay": 0.1,
+                "decoupled_weight_decay": True,
+                "lr": 0.05,
+            },
+        ],
+        lr=0.01,
+        betas=(0.9, 0.99),
+    )
 
 
 def test_a_state_dict_saved_by_the_earlier_version_loads_and_continues_bit_for_bit():

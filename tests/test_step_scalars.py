@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import radam
-import radam.step_scalars as S
 import radam.functional as F
+import radam.step_scalars as S
 from radam import fused
 
 
@@ -25,13 +25,32 @@ def test_the_lowest_threshold_is_where_the_rectifier_starts_to_be_real_on_every_
     with pytest.raises(ValueError, match=f"must be >= {lowest:g}"):
         radam.RAdam([p], threshold=below, rectifier=rectifier)
     lists = [[torch.zeros(2)], [torch.zeros(2)], [torch.zeros(2)], [torch.zeros(2)], [torch.zeros(())]]
-    options = dict(beta1=0.9, beta2=0.999, lr=0.1, weight_decay=0.0, eps=1e-8, degenerate="sgd", threshold=below,
-                   rectifier=rectifier, amsgrad=False)
+    options = dict(
+        beta1=0.9,
+        beta2=0.999,
+        lr=0.1,
+        weight_decay=0.0,
+        eps=1e-8,
+        degenerate="sgd",
+        threshold=below,
+        rectifier=rectifier,
+        amsgrad=False,
+    )
     with pytest.raises(ValueError, match=f"must be >= {lowest:g}"):
         F.radam(*lists, **options)
     with pytest.raises(ValueError, match=f"must be >= {lowest:g}"):
-        fused.fused_radam(lists[0], lists[1], lists[2], lists[3], [], lists[4], decoupled_weight_decay=False,
-                          maximize=False, capturable=False, **options)
+        fused.fused_radam(
+            lists[0],
+            lists[1],
+            lists[2],
+            lists[3],
+            [],
+            lists[4],
+            decoupled_weight_decay=False,
+            maximize=False,
+            capturable=False,
+            **options,
+        )
 
 
 def test_exact_rectifier_at_threshold_two_steps_with_a_positive_finite_rectifier():

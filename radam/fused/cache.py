@@ -63,7 +63,7 @@ class PlanCache:
                 self.plans.pop(next(iter(self.plans)))
             plans = self.plans[key] = []
         plans.insert(0, plan)
-        del plans[self.plans_per_list:]
+        del plans[self.plans_per_list :]
         return plan
 
 

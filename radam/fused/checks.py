@@ -6,7 +6,7 @@ Every check runs before anything is launched, and each error names the tensor an
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -131,8 +131,10 @@ def check_tensors(lists: list[list[torch.Tensor]], amsgrad: bool) -> None:
         param, grad, exp_avg, exp_avg_sq, step = (lst[i] for lst in lists[:5])
         state_dtype = STATE_DTYPES[param.dtype]
         if grad.dtype != param.dtype or grad.shape != param.shape:
-            raise RuntimeError(f"fused_radam: grad {i} is {grad.dtype} {tuple(grad.shape)}, its parameter is "
-                               f"{param.dtype} {tuple(param.shape)}")
+            raise RuntimeError(
+                f"fused_radam: grad {i} is {grad.dtype} {tuple(grad.shape)}, its parameter is "
+                f"{param.dtype} {tuple(param.shape)}"
+            )
         state = [exp_avg, exp_avg_sq] + ([lists[5][i]] if amsgrad else [])
         for tensor in state:
             expected = param.dtype if param.is_complex() else state_dtype

@@ -51,7 +51,8 @@ from __future__ import annotations
 import itertools
 import operator
 import weakref
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 

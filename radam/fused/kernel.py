@@ -238,9 +238,7 @@ def radam_step_kernel(
         for start in range(0, n_tensors, STEP_BLOCK):
             index = start + tl.arange(0, STEP_BLOCK)
             valid = index < n_tensors
-            steps_ptr = tl.load(plan + STEP * n_tensors + index, mask=valid, other=0).to(
-                tl.pointer_type(STEP_DTYPE)
-            )
+            steps_ptr = tl.load(plan + STEP * n_tensors + index, mask=valid, other=0).to(tl.pointer_type(STEP_DTYPE))
             tl.store(steps_ptr, tl.load(steps_ptr, mask=valid) + 1.0, mask=valid)
         tl.store(counter, 0)
 

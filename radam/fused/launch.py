@@ -8,12 +8,12 @@ import dataclasses
 
 from torch import Tensor
 
-from radam.step_scalars import check_variant_options, variance_at_rho_inf
 from radam.fused import tuning as _tuning
 from radam.fused.cache import PLAN_CACHE, keep_for_graphs
 from radam.fused.checks import capturing
 from radam.fused.plan import Plan
 from radam.fused.tuning import Tuning
+from radam.step_scalars import check_variant_options, variance_at_rho_inf
 
 __all__ = ["check_lr", "fused_radam", "launch_plan"]
 
@@ -71,9 +71,20 @@ def fused_radam(
         )
     lists = [params, grads, exp_avgs, exp_avg_sqs, state_steps] + ([max_exp_avg_sqs] if amsgrad else [])
     plan = PLAN_CACHE.find(lists, amsgrad, tuning)
-    launch_plan(plan, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                decoupled_weight_decay=decoupled_weight_decay, degenerate=degenerate, threshold=threshold,
-                rectifier=rectifier, amsgrad=amsgrad, maximize=maximize)
+    launch_plan(
+        plan,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled_weight_decay,
+        degenerate=degenerate,
+        threshold=threshold,
+        rectifier=rectifier,
+        amsgrad=amsgrad,
+        maximize=maximize,
+    )
 
 
 def check_lr(plan: Plan, lr: float | Tensor) -> None:
@@ -116,8 +127,14 @@ def launch_plan(
     exact = rectifier == "exact"
     beta2 = float(beta2)
     threshold = float(threshold)
-    scalars = (float(beta1), beta2, float(eps), float(weight_decay), threshold,
-               variance_at_rho_inf(beta2, threshold) if exact else 1.0)
+    scalars = (
+        float(beta1),
+        beta2,
+        float(eps),
+        float(weight_decay),
+        threshold,
+        variance_at_rho_inf(beta2, threshold) if exact else 1.0,
+    )
     flags = (bool(maximize), weight_decay != 0, bool(decoupled_weight_decay), degenerate == "sgd", exact)
     for launch in plan.launches:
         if launch.device.type == "cuda" and not plan.captured and capturing(launch.device):
@@ -131,10 +148,23 @@ def launch_plan(
         if constants is None:
             maximize_, weight_decay_, decoupled, sgd, exact_, lr_tensor_, aligned = key
             constants = launch.calls[key] = dict(
-                launch.constants, MAXIMIZE=maximize_, WEIGHT_DECAY=weight_decay_, DECOUPLED=decoupled,
-                DEGENERATE_SGD=sgd, EXACT=exact_, LR_IS_TENSOR=lr_tensor_, ALIGNED=aligned,
+                launch.constants,
+                MAXIMIZE=maximize_,
+                WEIGHT_DECAY=weight_decay_,
+                DECOUPLED=decoupled,
+                DEGENERATE_SGD=sgd,
+                EXACT=exact_,
+                LR_IS_TENSOR=lr_tensor_,
+                ALIGNED=aligned,
             )
         launch.kernel[launch.grid](
-            launch.plan, launch.n_tensors, launch.n_blocks, launch.counter, launch.series, lr_value, lr_tensor,
-            *scalars, **constants,
+            launch.plan,
+            launch.n_tensors,
+            launch.n_blocks,
+            launch.counter,
+            launch.series,
+            lr_value,
+            lr_tensor,
+            *scalars,
+            **constants,
         )

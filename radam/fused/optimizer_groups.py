@@ -117,7 +117,6 @@ class FusedGroups:
             raise
         return {index: fused_steps[index] for index in fused}
 
-
     def _new_group_step(self, optimizer: Any, group: dict[str, Any]) -> FusedGroupStep:
         """Collect a fused group's lists (creating state lazily) and build the kernel's plan, checking every tensor."""
         lists: list[list[torch.Tensor]] = [[] for _ in range(6)]

@@ -26,6 +26,7 @@ from radam.fused.tuning import STEP_BLOCK, Tuning
 
 __all__ = ["GRAD_ROW", "Launch", "Plan", "build_plan", "fits", "point_at_gradients"]
 
+
 @dataclass
 class Launch:
     """One kernel launch: the tensors of one (device, dtype) sub-group, the device-side plan for them, and every
@@ -81,8 +82,6 @@ def _kernel(device: torch.device):
 
 def _series(device: torch.device) -> torch.Tensor:
     if device not in _SERIES:
-        from radam.fused import kernel as fused_kernel
-
         _SERIES[device] = torch.tensor(log_q_series(), dtype=torch.float64, device=device)
     return _SERIES[device]
 
@@ -163,7 +162,7 @@ def _build_plan(lists: list[list[torch.Tensor]], amsgrad: bool, tuning: Tuning) 
             block_chunk.extend(range(chunks))
         if not block_tensor:  # only empty tensors: one idle program still advances the step counts
             block_tensor, block_chunk = [0], [0]
-        aligned = _aligned(table[: 4 * len(members)]) and _aligned(table[5 * len(members):])
+        aligned = _aligned(table[: 4 * len(members)]) and _aligned(table[5 * len(members) :])
         plan, host = _to_device(table + numels + block_tensor + block_chunk, device, recording)
         launches.append(
             Launch(
@@ -234,7 +233,7 @@ def fits(flat: list[torch.Tensor], plan: Plan, gradients_too: bool) -> bool:
     if gradients_too:
         return addresses == plan.addresses
     n = plan.n_tensors  # the gradients are positions n to 2n - 1
-    return addresses[:n] == plan.addresses[:n] and addresses[2 * n:] == plan.addresses[2 * n:]
+    return addresses[:n] == plan.addresses[:n] and addresses[2 * n :] == plan.addresses[2 * n :]
 
 
 def point_at_gradients(
@@ -249,9 +248,7 @@ def point_at_gradients(
     copy into it while recording would be replayed from a host buffer nobody keeps).
     """
     if plan.captured or any(capturing(launch.device) for launch in plan.launches):
-        raise RuntimeError(
-            "fused_radam: a plan that a CUDA graph records or has recorded cannot be pointed elsewhere"
-        )
+        raise RuntimeError("fused_radam: a plan that a CUDA graph records or has recorded cannot be pointed elsewhere")
     if addresses is None:
         addresses = list(map(torch.Tensor.data_ptr, grads))
     for launch in plan.launches:
@@ -259,10 +256,10 @@ def point_at_gradients(
         row = _int64_tensor(row_addresses)
         if launch.device.type == "cuda":
             row = row.pin_memory()
-        launch.plan[GRAD_ROW * launch.n_tensors:(GRAD_ROW + 1) * launch.n_tensors].copy_(row, non_blocking=True)
+        launch.plan[GRAD_ROW * launch.n_tensors : (GRAD_ROW + 1) * launch.n_tensors].copy_(row, non_blocking=True)
         launch.aligned = launch.aligned and _aligned(row_addresses)
     n = len(params)
-    plan.addresses[n:2 * n] = addresses
+    plan.addresses[n : 2 * n] = addresses
 
 
 def _int64_tensor(values: list[int]) -> torch.Tensor:

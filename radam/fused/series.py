@@ -30,11 +30,11 @@ def log_q_series(n_terms: int = N_SERIES) -> np.ndarray:
     with :math:`c_n` the Bernoulli-polynomial coefficients of the large-:math:`y` expansion of the log-gamma ratio
     that :mod:`radam.theory` uses for the same quantity. At :math:`y \ge 10` sixteen terms give about 1e-16.
     """
-    from radam.theory import _LOG_GAMMA_RATIO_COEFFS
+    from radam.theory.gamma_ratio import LOG_GAMMA_RATIO_COEFFS
 
     gamma_terms = np.zeros(n_terms)
-    count = min(n_terms, len(_LOG_GAMMA_RATIO_COEFFS))
-    gamma_terms[:count] = _LOG_GAMMA_RATIO_COEFFS[:count]
+    count = min(n_terms, len(LOG_GAMMA_RATIO_COEFFS))
+    gamma_terms[:count] = LOG_GAMMA_RATIO_COEFFS[:count]
     n = np.arange(1, n_terms + 1, dtype=np.float64)
     return -1.0 / n + 2.0 * gamma_terms
 

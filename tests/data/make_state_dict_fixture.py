@@ -1,19 +1,48 @@
 """Made tests/data/radam_state_dict_7b3f117.pt: run from a checkout of commit 7b3f117 with the path to write."""
-import subprocess, sys, torch, radam
+
+import copy
+import subprocess
+import sys
+
+import torch
+
+import radam
+
 
 def params():
     gen = torch.Generator().manual_seed(0)
-    return [torch.randn(3, 2, generator=gen, dtype=torch.float64), torch.randn((), generator=gen, dtype=torch.float64),
-            torch.randn(4, generator=gen, dtype=torch.complex128), torch.randn(5, generator=gen, dtype=torch.float64)]
+    return [
+        torch.randn(3, 2, generator=gen, dtype=torch.float64),
+        torch.randn((), generator=gen, dtype=torch.float64),
+        torch.randn(4, generator=gen, dtype=torch.complex128),
+        torch.randn(5, generator=gen, dtype=torch.float64),
+    ]
+
 
 def grads(step):
     gen = torch.Generator().manual_seed(100 + step)
     return [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in params()]
 
+
 def optimizer(ps):
-    return radam.RAdam([{"params": ps[:3]},
-                        {"params": ps[3:], "amsgrad": True, "threshold": 4.0, "rectifier": "exact", "degenerate": "skip",
-                         "weight_decay": 0.1, "decoupled_weight_decay": True, "lr": 0.05}], lr=0.01, betas=(0.9, 0.99))
+    return radam.RAdam(
+        [
+            {"params": ps[:3]},
+            {
+                "params": ps[3:],
+                "amsgrad": True,
+                "threshold": 4.0,
+                "rectifier": "exact",
+                "degenerate": "skip",
+                "weight_decay": 0.1,
+                "decoupled_weight_decay": True,
+                "lr": 0.05,
+            },
+        ],
+        lr=0.01,
+        betas=(0.9, 0.99),
+    )
+
 
 ps = params()
 opt = optimizer(ps)
@@ -21,7 +50,6 @@ for t in range(7):
     for p, g in zip(ps, grads(t)):
         p.grad = g
     opt.step()
-import copy
 saved = {"state_dict": copy.deepcopy(opt.state_dict()), "params": [p.clone() for p in ps]}
 for t in range(7, 12):
     for p, g in zip(ps, grads(t)):
