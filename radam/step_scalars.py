@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from radam import theory
-from radam.theory import gamma_ratio
 from radam._torch_compat import _get_capturable_supported_devices
+from radam.theory import gamma_ratio
 
 __all__ = [
     "DEGENERATE_MODES",
