@@ -17,9 +17,9 @@ $(INSTALLED): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(INSTALLED)
 
-## Unit tests of the package, then every notebook re-run and compared with its committed outputs: on this
-## processor, then as processors with fewer vector instructions would run them.
-test: unit-tests notebook-tests notebook-tests-other-cpus
+## The code's lint and format check, the unit tests of the package, then every notebook re-run and compared with its
+## committed outputs: on this processor, then as processors with fewer vector instructions would run them.
+test: lint unit-tests notebook-tests notebook-tests-other-cpus
 
 unit-tests: $(INSTALLED)
 	$(PY) -m pytest -q tests

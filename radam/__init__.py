@@ -9,8 +9,12 @@
   training comparisons and the step-time benchmarks; :mod:`radam.book` the helpers the notebooks share.
 """
 
-from radam import _torch_compat  # first: names the torch version needed if this one is too old
-from radam import schedules, theory, variants
+from radam import (
+    _torch_compat,  # noqa: F401  (first: names the torch version needed if this one is too old)
+    schedules,
+    theory,
+    variants,
+)
 from radam.optimizer import RAdam
 from radam.variants import Adam2k, AdamEps
 

@@ -40,15 +40,17 @@ def test_device_scalars_equal_host_scalars(beta2, threshold, rectifier, step_dty
     host = [S.host_scalars(float(t), 0.9, beta2, threshold, rectifier) for t in steps]
     np.testing.assert_array_equal(device.adaptive.numpy(), [s.adaptive for s in host])
     for field in ("bias_correction1", "bias_correction2", "rect"):
-        np.testing.assert_allclose(getattr(device, field).numpy(), [getattr(s, field) for s in host],
-                                   rtol=1e-12, atol=0, err_msg=field)
+        np.testing.assert_allclose(
+            getattr(device, field).numpy(), [getattr(s, field) for s in host], rtol=1e-12, atol=0, err_msg=field
+        )
     rect = device.rect.numpy()
     assert np.all(rect[~device.adaptive.numpy()] == 0) and np.all(rect[device.adaptive.numpy()] > 0)
     if beta2 > 0 and theory.rho_inf(beta2) > threshold:  # the theory functions agree too (no rho_t near threshold)
         want = (theory.r_t_exact if rectifier == "exact" else theory.r_t)(steps, beta2, threshold)
         np.testing.assert_allclose(rect, want, rtol=1e-6, atol=0)
-    as_float32 = S.device_scalars(torch.tensor(steps, dtype=step_dtype), 0.9, beta2, threshold, rectifier,
-                                   torch.float32)
+    as_float32 = S.device_scalars(
+        torch.tensor(steps, dtype=step_dtype), 0.9, beta2, threshold, rectifier, torch.float32
+    )
     assert as_float32.rect.dtype == as_float32.bias_correction1.dtype == torch.float32
     assert torch.equal(as_float32.adaptive, device.adaptive)
 
@@ -62,8 +64,9 @@ def test_exact_rectifier_never_adapts_when_rho_inf_is_below_the_threshold():
         for t in range(1, 4):
             p.grad = torch.ones(2, dtype=torch.float64)
             opt.step()  # SGD steps (m_hat = g = 1 exactly), no error from the theory functions' beta2 check
-            torch.testing.assert_close(p.detach(), torch.full((2,), 1 - 1e-3 * t, dtype=torch.float64),
-                                       rtol=1e-15, atol=1e-15)
+            torch.testing.assert_close(
+                p.detach(), torch.full((2,), 1 - 1e-3 * t, dtype=torch.float64), rtol=1e-15, atol=1e-15
+            )
 
 
 def _functional_state(params, amsgrad):
@@ -77,14 +80,16 @@ def _functional_state(params, amsgrad):
 
 def _make_params(zero_dim=True):
     gen = torch.Generator().manual_seed(1)
-    return [torch.randn(3, 2, generator=gen, dtype=torch.float64), torch.randn(2, generator=gen, dtype=torch.complex128),
-            torch.randn(() if zero_dim else (1,), generator=gen, dtype=torch.float64)]
+    return [
+        torch.randn(3, 2, generator=gen, dtype=torch.float64),
+        torch.randn(2, generator=gen, dtype=torch.complex128),
+        torch.randn(() if zero_dim else (1,), generator=gen, dtype=torch.float64),
+    ]
 
 
 VARIANTS = [
     dict(),
-    dict(degenerate="skip", rectifier="exact", amsgrad=True, decoupled_weight_decay=True, maximize=True,
-         threshold=4.0),
+    dict(degenerate="skip", rectifier="exact", amsgrad=True, decoupled_weight_decay=True, maximize=True, threshold=4.0),
 ]
 
 
@@ -95,14 +100,30 @@ def test_capturable_step_compiles_to_one_graph_without_host_syncs(foreach, optio
     graph must not be recompiled as the step count changes (aot_eager backend: tracing only, fast)."""
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
-    kwargs = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, capturable=True, foreach=foreach,
-                  has_complex=True, **options)
+    kwargs = dict(
+        lr=0.01,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        weight_decay=0.1,
+        capturable=True,
+        foreach=foreach,
+        has_complex=True,
+        **options,
+    )
 
     def step(params, grads, state):
         # fresh lists each call, as the optimizer builds them: the foreach path replaces complex entries of the
         # lists it is given by their real views (torch's too), which a compiled call replays on its inputs
-        F.radam(list(params), list(grads), list(state["exp_avgs"]), list(state["exp_avg_sqs"]),
-                list(state["state_steps"]), max_exp_avg_sqs=list(state["max_exp_avg_sqs"]), **kwargs)
+        F.radam(
+            list(params),
+            list(grads),
+            list(state["exp_avgs"]),
+            list(state["exp_avg_sqs"]),
+            list(state["state_steps"]),
+            max_exp_avg_sqs=list(state["max_exp_avg_sqs"]),
+            **kwargs,
+        )
 
     compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
     # No 0-d params here: in torch 2.13 a compiled for-loop step loses the in-place updates of 0-d float64 CPU
@@ -205,7 +226,8 @@ def test_differentiable_step_passes_gradcheck(kwargs, phase, step):
     max_exp_avg_sq = (exp_avg_sq.detach() + 0.3).requires_grad_()  # away from ties of the maximum
     step_t = torch.tensor(step, dtype=torch.float64)
     assert gradcheck(
-        lambda *args: _diff_fn(*args, step_t, kwargs), (p, grad, exp_avg, exp_avg_sq, max_exp_avg_sq),
+        lambda *args: _diff_fn(*args, step_t, kwargs),
+        (p, grad, exp_avg, exp_avg_sq, max_exp_avg_sq),
         check_undefined_grad=False,
     )
 
@@ -220,12 +242,12 @@ def test_functional_api_errors():
     with pytest.raises(ValueError, match="degenerate"):
         F.radam(p, [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [torch.zeros(())], degenerate="x", **base)
     with pytest.raises(RuntimeError, match="cannot be `True` together"):
-        F.radam(p, [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [torch.zeros(())], fused=True,
-                foreach=True, **base)
+        F.radam(
+            p, [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [torch.zeros(())], fused=True, foreach=True, **base
+        )
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="fused"):
-            F.radam(p, [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [torch.zeros(())], fused=True,
-                    **base)
+            F.radam(p, [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)], [torch.zeros(())], fused=True, **base)
     assert torch.equal(p[0], torch.zeros(2))
 
 
@@ -242,9 +264,22 @@ def test_functional_equals_the_optimizer(foreach):
             for q, g in zip(leaves, grads):
                 q.grad = g.clone()
             opt.step()
-            F.radam(params, grads, state["exp_avgs"], state["exp_avg_sqs"], state["state_steps"],
-                    max_exp_avg_sqs=state["max_exp_avg_sqs"], lr=0.02, beta1=0.9, beta2=0.999, eps=1e-8,
-                    weight_decay=0.1, foreach=foreach, has_complex=True, **options)
+            F.radam(
+                params,
+                grads,
+                state["exp_avgs"],
+                state["exp_avg_sqs"],
+                state["state_steps"],
+                max_exp_avg_sqs=state["max_exp_avg_sqs"],
+                lr=0.02,
+                beta1=0.9,
+                beta2=0.999,
+                eps=1e-8,
+                weight_decay=0.1,
+                foreach=foreach,
+                has_complex=True,
+                **options,
+            )
         for a, b in zip(params, leaves):
             assert torch.equal(a, b.detach())
 
@@ -272,8 +307,9 @@ def test_numpy_option_values_step_like_python_ones(foreach, capturable):
     runs = []
     for threshold, amsgrad in ((4.0, True), (np.float32(4.0), np.True_)):
         p = torch.linspace(-1, 1, 5, dtype=torch.float64).requires_grad_()
-        opt = radam.RAdam([p], lr=0.1, threshold=threshold, amsgrad=amsgrad, rectifier="exact", foreach=foreach,
-                          capturable=capturable)
+        opt = radam.RAdam(
+            [p], lr=0.1, threshold=threshold, amsgrad=amsgrad, rectifier="exact", foreach=foreach, capturable=capturable
+        )
         q = torch.zeros(2, dtype=torch.float64, requires_grad=True)
         opt.add_param_group({"params": [q], "threshold": np.float64(6.5), "amsgrad": np.False_})
         stored = [(group["threshold"], group["amsgrad"]) for group in opt.param_groups]
@@ -309,8 +345,24 @@ def test_a_call_written_for_torchs_functional_radam_runs_unchanged():
         grad_gen = torch.Generator().manual_seed(8)
         for _ in range(8):
             grads = [torch.randn(p.shape, generator=grad_gen, dtype=p.dtype) for p in params]
-            step_function(params, grads, exp_avgs, exp_avg_sqs, steps, True, False, False, False, False, True,
-                          beta1=0.9, beta2=0.99, lr=0.01, weight_decay=0.1, eps=1e-8)
+            step_function(
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_sqs,
+                steps,
+                True,
+                False,
+                False,
+                False,
+                False,
+                True,
+                beta1=0.9,
+                beta2=0.99,
+                lr=0.01,
+                weight_decay=0.1,
+                eps=1e-8,
+            )
         results.append(params)
     for ours, theirs in zip(results[1], results[0]):
         assert torch.equal(ours, theirs)

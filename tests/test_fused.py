@@ -48,8 +48,9 @@ def interpreter(monkeypatch):
 def run_fused(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, max_programs=2, **options):
     """The fused step with two programs: each loops over several blocks (the interpreter runs them in turn)."""
     o = {**OPTIONS, **options}
-    fused.fused_radam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, capturable=False,
-                      max_programs=max_programs, **o)
+    fused.fused_radam(
+        params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, capturable=False, max_programs=max_programs, **o
+    )
 
 
 def assert_same_state(fused_state, reference_state, rtol, atol=0.0):
@@ -64,7 +65,9 @@ def assert_same_state(fused_state, reference_state, rtol, atol=0.0):
     for name, fused_list, reference_list in zip(names, fused_state, reference_state):
         for i, (a, b) in enumerate(zip(fused_list, reference_list)):
             scale = float(b.abs().max()) if b.numel() else 0.0
-            torch.testing.assert_close(a, b, rtol=rtol, atol=max(atol, rtol * scale), msg=lambda m: f"{name} {i}: {m}")
+            torch.testing.assert_close(
+                a, b, rtol=rtol, atol=max(atol, rtol * scale), msg=lambda m, name=name, i=i: f"{name} {i}: {m}"
+            )
             assert float(torch.linalg.vector_norm(a - b)) <= rtol / 10 * float(torch.linalg.vector_norm(b)), name
 
 
@@ -180,8 +183,10 @@ def test_log_q_series_matches_log_gamma():
     y = np.concatenate([np.linspace(10.0, 40.0, 31), np.geomspace(40.0, 1e7, 30)])
     series = np.polynomial.polynomial.polyval(1.0 / y, np.concatenate([[0.0], fused.log_q_series(16)]))
     exact = np.array(
-        [float(mpmath.log(v - 1) + 2 * (mpmath.loggamma(mpmath.mpf(v) - mpmath.mpf(0.5)) - mpmath.loggamma(v)))
-         for v in y]
+        [
+            float(mpmath.log(v - 1) + 2 * (mpmath.loggamma(mpmath.mpf(v) - mpmath.mpf(0.5)) - mpmath.loggamma(v)))
+            for v in y
+        ]
     )
     np.testing.assert_allclose(series, exact, rtol=1e-13)
 
@@ -197,7 +202,10 @@ def test_the_kernel_takes_its_constants_from_the_series_module():
     from radam.fused import kernel
 
     assert (kernel.N_SERIES.value, kernel.SERIES_FROM.value, kernel.EXPM1_TERMS.value) == (
-        fused_series.N_SERIES, fused_series.SERIES_FROM, fused_series.EXPM1_TERMS)
+        fused_series.N_SERIES,
+        fused_series.SERIES_FROM,
+        fused_series.EXPM1_TERMS,
+    )
 
 
 # ---------------------------------------------------------------- the kernel, under Triton's interpreter
@@ -217,8 +225,9 @@ def test_fused_float64_is_exact_to_rounding(interpreter):
 
 @needs_triton
 def test_fused_complex(interpreter):
-    check_against_reference(dict(weight_decay=0.1, decoupled_weight_decay=True), shapes=[(4,), (2, 3)],
-                            dtype=torch.complex64, steps=8)
+    check_against_reference(
+        dict(weight_decay=0.1, decoupled_weight_decay=True), shapes=[(4,), (2, 3)], dtype=torch.complex64, steps=8
+    )
 
 
 @needs_triton
@@ -247,8 +256,9 @@ def test_fused_half_params_with_float32_state(interpreter, dtype, n_steps):
     Checked step by step against the reference run in float32 from the fused step's own state (so the comparison
     isolates one step): the state within 1e-6, the parameter within one rounding of the half-precision type.
     """
-    params, exp_avgs, exp_avg_sqs, max_sqs, steps = make_state(SHAPES, dtype=dtype, state_dtype=torch.float32,
-                                                                amsgrad=True)
+    params, exp_avgs, exp_avg_sqs, max_sqs, steps = make_state(
+        SHAPES, dtype=dtype, state_dtype=torch.float32, amsgrad=True
+    )
     generator = torch.Generator().manual_seed(5)
     options = dict(weight_decay=0.1, decoupled_weight_decay=True, amsgrad=True)
     for _ in range(n_steps):
@@ -268,11 +278,15 @@ def test_mixed_dtypes_and_misaligned_tensors(interpreter):
     """A list mixing float32 and float64 tensors (two launches), some starting at addresses that are not 16-byte
     aligned (views with an offset), takes the same steps as the reference."""
     fused_cache.PLAN_CACHE.clear()
-    params = [torch.randn(7), torch.randn(4100, dtype=torch.float64)[1:], torch.randn(33, dtype=torch.float64),
-              torch.randn(9000)[3:]]
+    params = [
+        torch.randn(7),
+        torch.randn(4100, dtype=torch.float64)[1:],
+        torch.randn(33, dtype=torch.float64),
+        torch.randn(9000)[3:],
+    ]
     storage = torch.zeros(9100)
     exp_avgs = [torch.zeros_like(p) for p in params]
-    exp_avgs[3] = storage[1:1 + params[3].numel()]  # misaligned float32 state
+    exp_avgs[3] = storage[1 : 1 + params[3].numel()]  # misaligned float32 state
     exp_avg_sqs = [torch.zeros_like(p) for p in params]
     steps = [torch.zeros(()) for _ in params]
     state = [params, exp_avgs, exp_avg_sqs, [], steps]
@@ -470,11 +484,28 @@ def _reload_the_state(optimizer, params):
     optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
 
 
-EDITS = [_reset_first_state, _replace_moment, _replace_step_by_an_equal_one, _replace_moment_through_none,
-         _move_a_parameter, _give_a_moment_new_memory, _give_a_gradient_new_memory, _replace_a_gradient_kept_alive,
-         _drop_a_gradient, _add_a_parameter, _replace_a_parameter, _swap_in_a_list_of_other_parameters,
-         _reset_all_state, _remove_a_parameter, _replace_the_parameter_list, _change_an_option,
-         _change_the_learning_rate, _switch_to_the_exact_rectifier, _switch_amsgrad_off, _reload_the_state]
+EDITS = [
+    _reset_first_state,
+    _replace_moment,
+    _replace_step_by_an_equal_one,
+    _replace_moment_through_none,
+    _move_a_parameter,
+    _give_a_moment_new_memory,
+    _give_a_gradient_new_memory,
+    _replace_a_gradient_kept_alive,
+    _drop_a_gradient,
+    _add_a_parameter,
+    _replace_a_parameter,
+    _swap_in_a_list_of_other_parameters,
+    _reset_all_state,
+    _remove_a_parameter,
+    _replace_the_parameter_list,
+    _change_an_option,
+    _change_the_learning_rate,
+    _switch_to_the_exact_rectifier,
+    _switch_amsgrad_off,
+    _reload_the_state,
+]
 
 
 PLAIN_ENTRIES = {
@@ -486,8 +517,9 @@ PLAIN_ENTRIES = {
 
 @needs_triton
 @pytest.mark.parametrize("gradients", ["new", "same"])
-@pytest.mark.parametrize("edit", EDITS + list(PLAIN_ENTRIES.values()),
-                         ids=[edit.__name__.strip("_") for edit in EDITS] + list(PLAIN_ENTRIES))
+@pytest.mark.parametrize(
+    "edit", EDITS + list(PLAIN_ENTRIES.values()), ids=[edit.__name__.strip("_") for edit in EDITS] + list(PLAIN_ENTRIES)
+)
 def test_cached_fused_step_sees_every_edit_between_steps(interpreter, edit, gradients):
     """The optimizer re-uses a fused group's lists and plan from step to step (radam.fused.group_step). Each edit a user
     can make between steps -- state reset or replaced, a parameter or a state tensor or a gradient given new memory,
@@ -554,11 +586,15 @@ def _assert_nothing_moved(step, first, second, optimizer):
 
 @needs_triton
 @pytest.mark.parametrize("first_step", [True, False], ids=["first step", "cached step"])
-@pytest.mark.parametrize("edit, error, message", [
-    (lambda p: setattr(p, "grad", p.grad.t()), RuntimeError, "dense tensors with the same strides"),  # same address
-    (lambda p: setattr(p, "data", p.data[:2].clone()), RuntimeError, "grad 0 is"),  # its old memory released
-    (lambda p: setattr(p, "grad", p.grad.to_sparse()), RuntimeError, "sparse gradients"),
-], ids=["transposed gradient", "sliced parameter", "sparse gradient"])
+@pytest.mark.parametrize(
+    "edit, error, message",
+    [
+        (lambda p: setattr(p, "grad", p.grad.t()), RuntimeError, "dense tensors with the same strides"),  # same address
+        (lambda p: setattr(p, "data", p.data[:2].clone()), RuntimeError, "grad 0 is"),  # its old memory released
+        (lambda p: setattr(p, "grad", p.grad.to_sparse()), RuntimeError, "sparse gradients"),
+    ],
+    ids=["transposed gradient", "sliced parameter", "sparse gradient"],
+)
 def test_a_bad_second_group_is_refused_before_anything_moves(interpreter, first_step, edit, error, message):
     """A gradient or parameter the kernel cannot take, in the second of two fused groups, on the first step (state
     not yet created) or on a step that would re-use the cached plans: the step raises, naming the problem, and
@@ -575,10 +611,14 @@ def test_a_bad_second_group_is_refused_before_anything_moves(interpreter, first_
 
 
 @needs_triton
-@pytest.mark.parametrize("lr, error, message", [
-    (torch.tensor([1e-2, 1e-2]), ValueError, "1-element"),
-    (torch.tensor(1e-2, device="meta"), RuntimeError, "lr is on meta"),  # neither the CPU nor the params' device
-], ids=["two elements", "another device"])
+@pytest.mark.parametrize(
+    "lr, error, message",
+    [
+        (torch.tensor([1e-2, 1e-2]), ValueError, "1-element"),
+        (torch.tensor(1e-2, device="meta"), RuntimeError, "lr is on meta"),  # neither the CPU nor the params' device
+    ],
+    ids=["two elements", "another device"],
+)
 def test_a_bad_tensor_lr_is_refused_on_a_cached_step(interpreter, lr, error, message):
     first, second, optimizer = _two_group_optimizer()
     _new_gradients(first, second)
@@ -597,11 +637,15 @@ def _steps_with_the_same_gradients(optimizer, *params, steps=3):
 
 
 @needs_triton
-@pytest.mark.parametrize("edit, message", [
-    (lambda p: setattr(p, "data", p.data.double()), "grad 0 is torch.float32"),  # a dtype change, as .double() does
-    (lambda p: torch.utils.swap_tensors(p, p.detach().to("meta").requires_grad_()), "parameter 0 is on meta"),
-    (lambda p: setattr(p, "data", p.data.t().contiguous().t()), "same strides"),  # a layout change, new memory
-], ids=["dtype", "device", "layout"])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda p: setattr(p, "data", p.data.double()), "grad 0 is torch.float32"),  # a dtype change, as .double() does
+        (lambda p: torch.utils.swap_tensors(p, p.detach().to("meta").requires_grad_()), "parameter 0 is on meta"),
+        (lambda p: setattr(p, "data", p.data.t().contiguous().t()), "same strides"),  # a layout change, new memory
+    ],
+    ids=["dtype", "device", "layout"],
+)
 def test_a_parameter_moved_to_another_dtype_device_or_layout_is_seen(interpreter, edit, message):
     """A parameter given new memory of another dtype, device or layout (``module.to(...)``, ``.double()``,
     ``.to(memory_format=...)`` do it with ``p.data = ...``, or with ``torch.utils.swap_tensors`` when
@@ -745,23 +789,45 @@ def test_kernel_compiles_for_hopper_with_wide_ieee_accesses(param_dtype, amsgrad
     from radam.fused import kernel as _fused_kernel
 
     constexprs = dict(
-        PARAM_DTYPE=getattr(tl, param_dtype), STATE_DTYPE=tl.float32, STEP_DTYPE=tl.float32,
-        N_ROWS=6 if amsgrad else 5, AMSGRAD=amsgrad, MAXIMIZE=False, WEIGHT_DECAY=True, DECOUPLED=False,
-        DEGENERATE_SGD=True, EXACT=amsgrad, LR_IS_TENSOR=False, ALIGNED=True, BLOCK=fused.BLOCK_SIZE,
+        PARAM_DTYPE=getattr(tl, param_dtype),
+        STATE_DTYPE=tl.float32,
+        STEP_DTYPE=tl.float32,
+        N_ROWS=6 if amsgrad else 5,
+        AMSGRAD=amsgrad,
+        MAXIMIZE=False,
+        WEIGHT_DECAY=True,
+        DECOUPLED=False,
+        DEGENERATE_SGD=True,
+        EXACT=amsgrad,
+        LR_IS_TENSOR=False,
+        ALIGNED=True,
+        BLOCK=fused.BLOCK_SIZE,
         STEP_BLOCK=fused.STEP_BLOCK,
     )
     signature = {
-        "plan": "*i64", "n_tensors": "i32", "n_blocks": "i32", "counter": "*i32", "series": "*fp64", "lr": "fp64",
-        "lr_ptr": "*i32", "beta1": "fp64", "beta2": "fp64", "eps": "fp64", "weight_decay": "fp64",
-        "threshold": "fp64", "variance_inf": "fp64", **{name: "constexpr" for name in constexprs},
+        "plan": "*i64",
+        "n_tensors": "i32",
+        "n_blocks": "i32",
+        "counter": "*i32",
+        "series": "*fp64",
+        "lr": "fp64",
+        "lr_ptr": "*i32",
+        "beta1": "fp64",
+        "beta2": "fp64",
+        "eps": "fp64",
+        "weight_decay": "fp64",
+        "threshold": "fp64",
+        "variance_inf": "fp64",
+        **{name: "constexpr" for name in constexprs},
     }
     aligned = {(i,): [["tt.divisibility", 16]] for i in (0, 3, 4)}  # torch's allocations are 16-byte aligned
     try:
         source = ASTSource(_fused_kernel.compiled_kernel(), signature, constexprs=constexprs, attrs=aligned)
     except TypeError as error:  # ASTSource is Triton's internal API and changes between versions
         pytest.skip(f"this Triton's ASTSource takes other arguments ({error}); checked with triton 3.9")
-    kernel = triton.compile(source, target=GPUTarget("cuda", 90, 32),
-                            options={"num_warps": fused.NUM_WARPS, "enable_fp_fusion": False})
+    kernel = triton.compile(
+        source, target=GPUTarget("cuda", 90, 32), options={"num_warps": fused.NUM_WARPS, "enable_fp_fusion": False}
+    )
     ptx = kernel.asm["ptx"]
     assert len(re.findall(r"ld\.global(\.\w+)*\.v4\.(b32|f32)", ptx)) == wide  # one per float32 stream
     assert "approx" not in ptx and "div.rn.f32" in ptx and "sqrt.rn.f32" in ptx

@@ -139,8 +139,18 @@ def test_allowed_values_are_listed_in_the_message():
 def test_flags_live_in_defaults_and_groups_never_on_self():
     p = torch.zeros(2, requires_grad=True)
     opt = RAdam([p], degenerate="skip", threshold=4.0, rectifier="exact", amsgrad=True, maximize=True)
-    flags = ["lr", "betas", "eps", "weight_decay", "decoupled_weight_decay", "foreach", "maximize", "capturable",
-             "differentiable", *NEW_OPTIONS]
+    flags = [
+        "lr",
+        "betas",
+        "eps",
+        "weight_decay",
+        "decoupled_weight_decay",
+        "foreach",
+        "maximize",
+        "capturable",
+        "differentiable",
+        *NEW_OPTIONS,
+    ]
     for flag in flags:
         assert flag in opt.defaults and flag in opt.param_groups[0]
         assert flag not in vars(opt), flag
@@ -185,8 +195,9 @@ def test_params_without_grad_are_skipped_entirely(foreach, degenerate):
     a = torch.ones(3, dtype=torch.float64, requires_grad=True)
     b = torch.ones(3, dtype=torch.float64, requires_grad=True)
     frozen = torch.ones(3, dtype=torch.float64, requires_grad=False)
-    opt = RAdam([a, b, frozen], lr=0.1, weight_decay=0.5, decoupled_weight_decay=True, foreach=foreach,
-                degenerate=degenerate)
+    opt = RAdam(
+        [a, b, frozen], lr=0.1, weight_decay=0.5, decoupled_weight_decay=True, foreach=foreach, degenerate=degenerate
+    )
     for _ in range(8):
         a.grad = torch.ones_like(a)
         opt.step()
@@ -275,8 +286,11 @@ def test_a_fused_group_that_cannot_run_is_refused_before_any_change(fused_unavai
     with pytest.raises(RuntimeError, match="fused=True needs a CUDA device"):
         RAdam([{"params": [a]}, {"params": [b], "fused": True}], lr=0.1)  # a per-group flag, not only the default
     opt = RAdam([a], lr=0.1)
-    for group in ({"params": [b], "fused": True}, {"params": iter([b]), "fused": True},
-                  {"params": [("b", b)], "fused": True}):
+    for group in (
+        {"params": [b], "fused": True},
+        {"params": iter([b]), "fused": True},
+        {"params": [("b", b)], "fused": True},
+    ):
         with pytest.raises(RuntimeError, match="fused=True needs a CUDA device"):
             opt.add_param_group(group)
         assert len(opt.param_groups) == 1
@@ -317,9 +331,20 @@ def test_capturable_device_check_raises_before_any_change(foreach):
     import radam.functional as F
 
     with pytest.raises(AssertionError, match="capturable=True"):
-        F.radam([b.detach()], [torch.ones(3, dtype=torch.float64)], [torch.zeros(3, dtype=torch.float64)],
-                [torch.zeros(3, dtype=torch.float64)], [torch.zeros((), device="meta")], lr=0.1, beta1=0.9,
-                beta2=0.999, eps=1e-8, weight_decay=0.0, capturable=True, foreach=foreach)
+        F.radam(
+            [b.detach()],
+            [torch.ones(3, dtype=torch.float64)],
+            [torch.zeros(3, dtype=torch.float64)],
+            [torch.zeros(3, dtype=torch.float64)],
+            [torch.zeros((), device="meta")],
+            lr=0.1,
+            beta1=0.9,
+            beta2=0.999,
+            eps=1e-8,
+            weight_decay=0.0,
+            capturable=True,
+            foreach=foreach,
+        )
 
 
 @pytest.mark.parametrize("foreach", [False, True])
@@ -377,8 +402,14 @@ def test_loss_goes_the_right_way(foreach, decoupled):
     for maximize in (False, True):
         model = _model()
         x, y = _data()
-        opt = RAdam(model.parameters(), lr=0.01, foreach=foreach, maximize=maximize, weight_decay=0.01,
-                    decoupled_weight_decay=decoupled)
+        opt = RAdam(
+            model.parameters(),
+            lr=0.01,
+            foreach=foreach,
+            maximize=maximize,
+            weight_decay=0.01,
+            decoupled_weight_decay=decoupled,
+        )
         closure = _closure(model, opt, x, y)
         first = float(closure().detach())
         for _ in range(20):
@@ -525,9 +556,18 @@ def _stub_fused_module(calls):
         params, grads, exp_avgs, exp_avg_sqs, state_steps, *max_exp_avg_sqs = plan.lists
         # float32 maths for low-precision params (their moments are float32), written back afterwards
         masters = [p.detach().float() for p in params]
-        _single_tensor_radam(masters, [g.float() for g in grads], exp_avgs, exp_avg_sqs,
-                             max_exp_avg_sqs[0] if max_exp_avg_sqs else [], state_steps, differentiable=False,
-                             has_complex=False, capturable=False, **kwargs)
+        _single_tensor_radam(
+            masters,
+            [g.float() for g in grads],
+            exp_avgs,
+            exp_avg_sqs,
+            max_exp_avg_sqs[0] if max_exp_avg_sqs else [],
+            state_steps,
+            differentiable=False,
+            has_complex=False,
+            capturable=False,
+            **kwargs,
+        )
         with torch.no_grad():
             for p, m in zip(params, masters):
                 p.copy_(m)
@@ -546,8 +586,21 @@ def test_fused_dispatch_contract_and_float32_state(monkeypatch):
     assert calls == [("check", 2)]
     a.grad, b.grad = torch.ones_like(a), torch.ones_like(b)
     opt.step()
-    launch_arguments = sorted(["lr", "beta1", "beta2", "eps", "weight_decay", "decoupled_weight_decay", "degenerate",
-                               "threshold", "rectifier", "amsgrad", "maximize"])
+    launch_arguments = sorted(
+        [
+            "lr",
+            "beta1",
+            "beta2",
+            "eps",
+            "weight_decay",
+            "decoupled_weight_decay",
+            "degenerate",
+            "threshold",
+            "rectifier",
+            "amsgrad",
+            "maximize",
+        ]
+    )
     # checked again before the first step, then a plan for the two parameters, the lr, and the launch
     lr, step = ("lr", 1e-3), ("step", launch_arguments)
     assert calls[1:] == [("check", 2), ("plan", 2), lr, step]
@@ -566,8 +619,23 @@ def test_fused_dispatch_contract_and_float32_state(monkeypatch):
     opt.step()
     b.data = torch.zeros(2)
     opt.step()
-    assert calls == [lr, step, ("gradients", 2), lr, step, lr, step,
-                     ("check", 2), ("plan", 2), lr, step, ("check", 2), ("plan", 2), lr, step]
+    assert calls == [
+        lr,
+        step,
+        ("gradients", 2),
+        lr,
+        step,
+        lr,
+        step,
+        ("check", 2),
+        ("plan", 2),
+        lr,
+        step,
+        ("check", 2),
+        ("plan", 2),
+        lr,
+        step,
+    ]
     assert [float(opt.state[p]["step"]) for p in (a, b)] == [6.0, 6.0]
     opt.param_groups[0]["amsgrad"] = True
     # load_state_dict would cast the moments to bfloat16; the fused optimizer keeps them in float32
@@ -596,8 +664,11 @@ def test_switching_fused_off_with_float32_moments_is_refused_naming_the_paramete
     a_before = a.detach().clone()
     opt.param_groups[0]["fused"] = None
     for _ in range(2):
-        with pytest.raises(ValueError, match=r"param group 0, parameter 1: state 'exp_avg' is torch.float32 but the "
-                                             r"parameter is torch.bfloat16"):
+        with pytest.raises(
+            ValueError,
+            match=r"param group 0, parameter 1: state 'exp_avg' is torch.float32 but the "
+            r"parameter is torch.bfloat16",
+        ):
             opt.step()
     assert all(torch.equal(opt.state[b][key], value) for key, value in before.items())
     assert float(opt.state[a]["step"]) == 1.0 and torch.equal(a.detach(), a_before)
@@ -730,7 +801,7 @@ def test_torch_state_dict_loads_into_ours_and_back(foreach):
     model = _model()
     opt = torch.optim.RAdam(model.parameters(), lr=0.01, weight_decay=0.1, foreach=foreach)
     closure_ref = _closure(reference, opt_ref, x, y)
-    for phase, cls in enumerate([RAdam, torch.optim.RAdam]):
+    for cls in [RAdam, torch.optim.RAdam]:
         for _ in range(4):
             opt_ref.step(closure_ref)
             opt.step(_closure(model, opt, x, y))
@@ -864,13 +935,20 @@ SCHEDULERS = {
     "CyclicLR": lambda o: torch.optim.lr_scheduler.CyclicLR(o, 0.001, 0.05, step_size_up=3),  # cycles beta1 too
     "OneCycleLR": lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.05, total_steps=20),
     "SequentialLR": lambda o: torch.optim.lr_scheduler.SequentialLR(
-        o, [torch.optim.lr_scheduler.LinearLR(o, 0.1, total_iters=3),
-            torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.9)], milestones=[3]),
+        o,
+        [
+            torch.optim.lr_scheduler.LinearLR(o, 0.1, total_iters=3),
+            torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.9),
+        ],
+        milestones=[3],
+    ),
     "ChainedScheduler": lambda o: torch.optim.lr_scheduler.ChainedScheduler(
-        [torch.optim.lr_scheduler.ConstantLR(o, factor=0.5, total_iters=3),
-         torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.9)]),
-    "ReduceLROnPlateau": lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(
-        o, patience=0, factor=0.5, threshold=0.5),
+        [
+            torch.optim.lr_scheduler.ConstantLR(o, factor=0.5, total_iters=3),
+            torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.9),
+        ]
+    ),
+    "ReduceLROnPlateau": lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o, patience=0, factor=0.5, threshold=0.5),
 }
 
 
@@ -967,6 +1045,7 @@ def test_named_parameters_state_dict_loads_into_unnamed_and_back():
 def test_load_state_dict_takes_the_saved_options_as_torch_does():
     """Loading replaces each group's options with the saved ones (capturable and lr included), as torch's does, and
     the step count lands where the saved options put it."""
+
     def loaded(cls):
         p = torch.nn.Parameter(torch.ones(3))
         p.grad = torch.ones(3)

@@ -148,8 +148,9 @@ def test_every_citation_is_in_the_bibliography():
     keys = set(parse_file(ROOT / "book" / "references.bib").entries)
     sources = [p.read_text() for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
     sources += [p.read_text() for p in sorted((ROOT / "book").glob("*.md"))]
-    cited = {key for text in sources for roles in re.findall(r"\{cite:\w+\}`([^`]+)`", text) for key in
-             roles.split(",")}
+    cited = {
+        key for text in sources for roles in re.findall(r"\{cite:\w+\}`([^`]+)`", text) for key in roles.split(",")
+    }
     assert cited and {k.strip() for k in cited} <= keys, {k.strip() for k in cited} - keys
 
 
@@ -164,8 +165,10 @@ def _bibliography_style():
 
 def test_labels_are_the_citations_and_not_mangled():
     style = _bibliography_style()
-    entries = sorted(parse_file(ROOT / "book" / "references.bib").entries.values(),
-                     key=lambda e: (style.author_label(e), e.fields["year"], e.fields["title"]))
+    entries = sorted(
+        parse_file(ROOT / "book" / "references.bib").entries.values(),
+        key=lambda e: (style.author_label(e), e.fields["year"], e.fields["title"]),
+    )
     labels = dict(zip((e.key for e in entries), style.author_year_labels(entries)))
     name = r"[^\W\d_][\w'’-]*( [^\W\d_][\w'’-]*)*"
     for key, label in labels.items():

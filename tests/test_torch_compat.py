@@ -31,10 +31,16 @@ def test_the_floor_is_the_one_pyproject_states():
     assert _torch_compat.torch_version() >= _torch_compat.TORCH_FLOOR  # this torch is supported
 
 
-@pytest.mark.parametrize(("version", "expected"), [
-    ("2.8.0", (2, 8)), ("2.9.1+cu128", (2, 9)), ("2.13.0+cpu", (2, 13)), ("2.10.0a0+git1234", (2, 10)),
-    ("3.0.0", (3, 0)),
-])
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("2.8.0", (2, 8)),
+        ("2.9.1+cu128", (2, 9)),
+        ("2.13.0+cpu", (2, 13)),
+        ("2.10.0a0+git1234", (2, 10)),
+        ("3.0.0", (3, 0)),
+    ],
+)
 def test_torch_version_reads_major_and_minor(version, expected):
     assert _torch_compat.torch_version(version) == expected
 
@@ -125,9 +131,11 @@ def test_the_graph_capture_check_runs_at_every_step(monkeypatch):
     optimizer = radam.RAdam([p])
     optimizer.step()
     optimizer.step()
-    expected = ("_accelerator_graph_capture_health_check"
-                if hasattr(torch.optim.Optimizer, "_accelerator_graph_capture_health_check")
-                else "_cuda_graph_capture_health_check")
+    expected = (
+        "_accelerator_graph_capture_health_check"
+        if hasattr(torch.optim.Optimizer, "_accelerator_graph_capture_health_check")
+        else "_cuda_graph_capture_health_check"
+    )
     assert recorder.calls == [(expected, optimizer)] * 2
 
 
@@ -135,14 +143,16 @@ def test_the_graph_capture_check_falls_back_to_the_cuda_check_of_older_torch(mon
     """torch before 2.11 has only ``_cuda_graph_capture_health_check``."""
     recorder = _Recorder()
     monkeypatch.delattr(torch.optim.Optimizer, "_accelerator_graph_capture_health_check", raising=False)
-    monkeypatch.setattr(torch.optim.Optimizer, "_cuda_graph_capture_health_check", recorder.method("cuda"),
-                        raising=False)
+    monkeypatch.setattr(
+        torch.optim.Optimizer, "_cuda_graph_capture_health_check", recorder.method("cuda"), raising=False
+    )
     optimizer = radam.RAdam([torch.zeros(2, requires_grad=True)])
     _torch_compat.graph_capture_health_check(optimizer)
     assert recorder.calls == [("cuda", optimizer)]
 
 
 # ---------------------------------------------------------------- every option trains, on any supported torch
+
 
 def _least_squares(seed: int = 0, dtype: torch.dtype = torch.float64, leaf: bool = True):
     """A well-conditioned least-squares problem: its weights (zeros; with ``leaf=False`` a tensor computed from a
@@ -185,8 +195,15 @@ RADAM_OPTIONS = {
     "exact": dict(rectifier="exact"),
     "amsgrad": dict(amsgrad=True),
     "tensor-lr": dict(lr=torch.tensor(0.05)),
-    "all-variants-foreach": dict(degenerate="skip", threshold=4.0, rectifier="exact", amsgrad=True,
-                                 weight_decay=0.01, decoupled_weight_decay=True, foreach=True),
+    "all-variants-foreach": dict(
+        degenerate="skip",
+        threshold=4.0,
+        rectifier="exact",
+        amsgrad=True,
+        weight_decay=0.01,
+        decoupled_weight_decay=True,
+        foreach=True,
+    ),
     "all-variants-capturable": dict(degenerate="skip", rectifier="exact", amsgrad=True, capturable=True),
 }
 
@@ -215,12 +232,16 @@ def test_radam_trains_named_parameters_in_two_groups():
 
 VARIANT_OPTIONS = {
     "adam2k": (radam.Adam2k, dict(freeze_steps=20)),
-    "adam2k-since-unfreeze-decoupled": (radam.Adam2k, dict(freeze_steps=20, first_moment_correction="since_unfreeze",
-                                                           weight_decay=0.01, decoupled_weight_decay=True)),
+    "adam2k-since-unfreeze-decoupled": (
+        radam.Adam2k,
+        dict(freeze_steps=20, first_moment_correction="since_unfreeze", weight_decay=0.01, decoupled_weight_decay=True),
+    ),
     "adam2k-maximize": (radam.Adam2k, dict(freeze_steps=20, maximize=True)),
     "adam-eps": (radam.AdamEps, {}),
-    "adam-eps-foreach-decoupled-amsgrad": (radam.AdamEps, dict(foreach=True, weight_decay=0.01,
-                                                               decoupled_weight_decay=True, amsgrad=True)),
+    "adam-eps-foreach-decoupled-amsgrad": (
+        radam.AdamEps,
+        dict(foreach=True, weight_decay=0.01, decoupled_weight_decay=True, amsgrad=True),
+    ),
     "adam-eps-maximize": (radam.AdamEps, dict(maximize=True)),
 }
 
@@ -236,7 +257,12 @@ def test_the_ablation_optimizers_train_with_every_option(optimizer_class, option
 def test_the_version_check_refuses_a_list_without_the_floor():
     """``make torch-versions`` must test the floor that pyproject.toml states (checked before anything is installed)."""
     script = ROOT / "tools" / "check_torch_versions.sh"
-    result = subprocess.run([str(script), "2.9.1"], capture_output=True, text=True, check=False,
-                            env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable})
+    result = subprocess.run(
+        [str(script), "2.9.1"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable},
+    )
     assert result.returncode == 2
     assert "do not include pyproject.toml's floor, torch 2.8" in result.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["BYTES_PER_PARAM", "CASES", "DEFAULT_CASES", "HOST_ONLY_CASES", "gpt2_small_shapes", "cpu10m_shapes"]
 

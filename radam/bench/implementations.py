@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
-__all__ = ["IMPLEMENTATIONS", "DEFAULT_IMPLS", "HOST_ONLY_IMPLS", "SKIP_BY_DEFAULT", "NO_LAUNCH", "LR", "Step", "Factory"]
+__all__ = [
+    "IMPLEMENTATIONS",
+    "DEFAULT_IMPLS",
+    "HOST_ONLY_IMPLS",
+    "SKIP_BY_DEFAULT",
+    "NO_LAUNCH",
+    "LR",
+    "Step",
+    "Factory",
+]
 
 LR = 1e-4
 
@@ -94,8 +104,18 @@ def _fused_lists(params: list[torch.Tensor]):
 
 
 _FUSED_OPTIONS = dict(
-    lr=LR, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False, degenerate="sgd",
-    threshold=5.0, rectifier="paper", amsgrad=False, maximize=False, capturable=True,
+    lr=LR,
+    beta1=0.9,
+    beta2=0.999,
+    eps=1e-8,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    degenerate="sgd",
+    threshold=5.0,
+    rectifier="paper",
+    amsgrad=False,
+    maximize=False,
+    capturable=True,
 )
 
 
@@ -136,8 +156,15 @@ IMPLEMENTATIONS: dict[str, Factory] = {
 
 DEFAULT_IMPLS = {
     "cuda": [
-        "radam-fused", "radam-fused-call", "radam-fused-graph", "radam-foreach", "radam-forloop",
-        "torch-radam-foreach", "torch-radam-forloop", "torch-radam-compiled", "torch-adam-fused",
+        "radam-fused",
+        "radam-fused-call",
+        "radam-fused-graph",
+        "radam-foreach",
+        "radam-forloop",
+        "torch-radam-foreach",
+        "torch-radam-forloop",
+        "torch-radam-compiled",
+        "torch-adam-fused",
     ],
     "cpu": ["radam-default", "torch-radam-default", "radam-foreach", "torch-radam-foreach"],
 }

@@ -7,8 +7,9 @@ import dataclasses
 import os
 import statistics
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -51,9 +52,16 @@ def _interpreter() -> Iterator[None]:
 
 
 def run(
-    device: str = "cpu", cases: list[str] | None = None, impls: list[str] | None = None, repeats: int = 50,
-    warmup: int = 8, threads: int | None = None, command: str | None = None, copy_mib: int | None = None,
-    tuning: Any = None, host_only: bool = False,
+    device: str = "cpu",
+    cases: list[str] | None = None,
+    impls: list[str] | None = None,
+    repeats: int = 50,
+    warmup: int = 8,
+    threads: int | None = None,
+    command: str | None = None,
+    copy_mib: int | None = None,
+    tuning: Any = None,
+    host_only: bool = False,
 ) -> dict[str, Any]:
     """Run the benchmark and return the result as a JSON-ready dictionary (see the module docstring).
 
@@ -81,15 +89,20 @@ def run(
         "schema": SCHEMA,
         "mode": "host-only" if host_only else "step",
         **provenance.record(command or "python -m radam.bench " + " ".join(sys.argv[1:]), torch_device),
-        "settings": {"repeats": repeats, "warmup": warmup, "lr": LR, "copy_mib": copy_mib,
-                     "steps_per_turn": HOST_ONLY_STEPS_PER_TURN if host_only else 1,
-                     "fused_block_size": tuning.block_size,
-                     "fused_programs_per_sm": tuning.programs_per_sm,
-                     "fused_num_warps": tuning.num_warps,
-                     "fused_kernel": "none: the launch is a call that does nothing" if host_only else "triton",
-                     "garbage_collector": "off while timing" if host_only else "on",
-                     "timer": "cuda events" if kind == "cuda"
-                     else "time.perf_counter", "statistic": "median"},
+        "settings": {
+            "repeats": repeats,
+            "warmup": warmup,
+            "lr": LR,
+            "copy_mib": copy_mib,
+            "steps_per_turn": HOST_ONLY_STEPS_PER_TURN if host_only else 1,
+            "fused_block_size": tuning.block_size,
+            "fused_programs_per_sm": tuning.programs_per_sm,
+            "fused_num_warps": tuning.num_warps,
+            "fused_kernel": "none: the launch is a call that does nothing" if host_only else "triton",
+            "garbage_collector": "off while timing" if host_only else "on",
+            "timer": "cuda events" if kind == "cuda" else "time.perf_counter",
+            "statistic": "median",
+        },
         "copy_bandwidth_gb_s": bandwidth,
         "cases": {},
     }
@@ -98,8 +111,16 @@ def run(
     for case in cases:
         chosen = [name for name in impls if explicit or (case, name) not in SKIP_BY_DEFAULT]
         with _interpreter() if host_only else contextlib.nullcontext():
-            entry = run_case(case, chosen, torch_device, repeats, warmup, tuning=tuning,
-                             steps_per_turn=HOST_ONLY_STEPS_PER_TURN if host_only else 1, values=not host_only)
+            entry = run_case(
+                case,
+                chosen,
+                torch_device,
+                repeats,
+                warmup,
+                tuning=tuning,
+                steps_per_turn=HOST_ONLY_STEPS_PER_TURN if host_only else 1,
+                values=not host_only,
+            )
         entry["floor_ms"] = None if host_only else BYTES_PER_PARAM * entry["n_params"] / (bandwidth * 1e9) * 1e3
         times = entry.pop("times_ms")
         ratios, paired = {}, {}

@@ -6,7 +6,8 @@ import contextlib
 import gc
 import statistics
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -62,8 +63,12 @@ def _summary(times: list[float]) -> dict[str, float]:
     def quantile(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
-    return {"median_ms": statistics.median(times), "p10_ms": quantile(0.1), "p90_ms": quantile(0.9),
-            "samples": len(times)}
+    return {
+        "median_ms": statistics.median(times),
+        "p10_ms": quantile(0.1),
+        "p90_ms": quantile(0.9),
+        "samples": len(times),
+    }
 
 
 def _call(step: Step) -> None:
@@ -88,8 +93,15 @@ def _without_gc() -> Iterator[None]:
 
 
 def run_case(
-    case: str, impls: list[str], device: torch.device, repeats: int, warmup: int, seed: int = 0,
-    tuning: Any = None, steps_per_turn: int = 1, values: bool = True,
+    case: str,
+    impls: list[str],
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    seed: int = 0,
+    tuning: Any = None,
+    steps_per_turn: int = 1,
+    values: bool = True,
 ) -> dict[str, Any]:
     """Time every implementation on one parameter list; the implementations take turns, ``steps_per_turn`` steps
     each per round. ``values=False`` (the host-only mode, whose kernel reads nothing) leaves the parameters and
