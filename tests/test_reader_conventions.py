@@ -20,6 +20,7 @@ READER_PASSED = [
     "02_adaptive_lr_variance",
     "03_ema_as_sma",
     "04_rectification",
+    "05_radam_in_code",
     "06_training_comparisons",
 ]
 READER_PASSED_PAGES = ["book/intro.md"]
