@@ -8,38 +8,16 @@ rectifier, degenerate "skip" and decoupled decay), saved after 7 steps, and the 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
 
-import radam
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+from make_state_dict_fixture import optimizer as _optimizer  # noqa: E402  (the script that made the fixture)
+from make_state_dict_fixture import steps  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "data" / "radam_state_dict_7b3f117.pt"
-
-
-def _grads(step, params):
-    gen = torch.Generator().manual_seed(100 + step)
-    return [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in params]
-
-
-def _optimizer(params):
-    return radam.RAdam(
-        [
-            {"params": params[:3]},
-            {
-                "params": params[3:],
-                "amsgrad": True,
-                "threshold": 4.0,
-                "rectifier": "exact",
-                "degenerate": "skip",
-                "weight_decay": 0.1,
-                "decoupled_weight_decay": True,
-                "lr": 0.05,
-            },
-        ],
-        lr=0.01,
-        betas=(0.9, 0.99),
-    )
 
 
 def test_a_state_dict_saved_by_the_earlier_version_loads_and_continues_bit_for_bit():
@@ -47,10 +25,7 @@ def test_a_state_dict_saved_by_the_earlier_version_loads_and_continues_bit_for_b
     params = [p.clone() for p in saved["params"]]
     optimizer = _optimizer(params)
     optimizer.load_state_dict(saved["state_dict"])
-    for t in range(7, 12):
-        for p, g in zip(params, _grads(t, params)):
-            p.grad = g
-        optimizer.step()
+    steps(optimizer, params, 7, 12)
     for p, expected in zip(params, saved["params_after_5_more_steps"]):
         assert torch.equal(p, expected)
 

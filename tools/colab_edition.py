@@ -31,7 +31,7 @@ import nbformat
 from myst_nb.ext.glue import extract_glue_data_cell
 
 from tools.book_index import BookIndex
-from tools.book_tools import INSTALL_CELL_MARKER
+from tools.book_tools import INSTALL_CELL_MARKER, colab_badge_target
 from tools.citations import Citations
 from tools.myst_markdown import EditionError, PageConverter, SiteLink
 
@@ -50,7 +50,6 @@ FORM_TITLE = "#@title Code hidden in the book's text (double-click to show it)"
 EDITION_INSTALL_MARKER = "# Install the radam package"
 FOLDED_TAGS = {"remove-input", "hide-input", "remove-cell", "hide-cell"}
 NO_OUTPUT_TAGS = {"remove-output", "remove-cell"}
-_COLAB_LINK = re.compile(r"(https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/)[^/\s)]+/")
 
 
 def install_cell_source(repository_url: str, commit: str) -> str:
@@ -115,8 +114,8 @@ def _raw_base(repository_url: str, commit: str) -> str:
 
 
 def _with_edition_note(markdown: str, index: BookIndex, page: str, commit: str) -> str:
-    """The first Markdown cell with its Colab badge pointed at the edition and a note under the title."""
-    markdown = _COLAB_LINK.sub(lambda m: f"{m[1]}{index.config['repository']['branch']}/", markdown)
+    """The first Markdown cell with a note under the title (its Colab badge already opens the edition:
+    ``make repository-url`` keeps it so, and a test checks it)."""
     chapter = index.chapters().index(page) + 1
     note = (
         f"> This is the Colab edition of chapter {chapter} of *{index.config['title']}*. The chapter's "
@@ -181,8 +180,7 @@ def check_site(site: Path, index: BookIndex, links: list[SiteLink]) -> list[str]
     branch = index.config["repository"]["branch"]
     for page in index.chapters():
         html_path = site / f"{page}.html"
-        button = f"{index.repository_url.replace('https://github.com/', 'https://colab.research.google.com/github/')}"
-        button += f"/blob/{branch}/{index.sources[page].relative_to(index.root).as_posix()}"
+        button = colab_badge_target(index.repository_url, branch, index.sources[page].name)
         if not html_path.is_file() or button not in html_path.read_text(encoding="utf-8"):
             problems.append(f"{page}.html: no Colab button opening {button}")
     return problems

@@ -1,4 +1,8 @@
-"""Made tests/data/radam_state_dict_7b3f117.pt: run from a checkout of commit 7b3f117 with the path to write."""
+"""Made tests/data/radam_state_dict_7b3f117.pt: run from a checkout of commit 7b3f117 with the path to write.
+
+tests/test_state_dict_fixture.py imports ``params``, ``grads`` and ``optimizer`` from here, so that the test
+continues the same optimizer on the same gradients.
+"""
 
 import copy
 import subprocess
@@ -19,9 +23,10 @@ def params():
     ]
 
 
-def grads(step):
+def grads(step, ps):
+    """The gradients of step ``step`` for the parameters ``ps`` (seeded by the step alone)."""
     gen = torch.Generator().manual_seed(100 + step)
-    return [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in params()]
+    return [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in ps]
 
 
 def optimizer(ps):
@@ -44,17 +49,20 @@ def optimizer(ps):
     )
 
 
-ps = params()
-opt = optimizer(ps)
-for t in range(7):
-    for p, g in zip(ps, grads(t)):
-        p.grad = g
-    opt.step()
-saved = {"state_dict": copy.deepcopy(opt.state_dict()), "params": [p.clone() for p in ps]}
-for t in range(7, 12):
-    for p, g in zip(ps, grads(t)):
-        p.grad = g
-    opt.step()
-saved["params_after_5_more_steps"] = [p.clone() for p in ps]
-saved["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-torch.save(saved, sys.argv[1])
+def steps(opt, ps, first, last):
+    """Steps ``first`` to ``last - 1`` of ``opt`` on ``ps``, with the gradients of :func:`grads`."""
+    for t in range(first, last):
+        for p, g in zip(ps, grads(t, ps)):
+            p.grad = g
+        opt.step()
+
+
+if __name__ == "__main__":
+    ps = params()
+    opt = optimizer(ps)
+    steps(opt, ps, 0, 7)
+    saved = {"state_dict": copy.deepcopy(opt.state_dict()), "params": [p.clone() for p in ps]}
+    steps(opt, ps, 7, 12)
+    saved["params_after_5_more_steps"] = [p.clone() for p in ps]
+    saved["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    torch.save(saved, sys.argv[1])
