@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["record", "git_commit", "device_info", "hardware_name", "versions", "summary"]
+__all__ = ["record", "git_commit", "device_info", "hardware_name", "versions", "of", "fields", "summary"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -143,22 +143,67 @@ def record(
     return result
 
 
+def of(document: dict[str, Any]) -> dict[str, Any]:
+    """The provenance of any result file the package writes: an experiment's or a test record's ``"provenance"``,
+    or a benchmark's top level."""
+    return document["provenance"] if "provenance" in document else document
+
+
 def _device_text(device: dict[str, Any]) -> str:
     text = f"{device['type']}: {device['name']}"
     processes = device.get("processes", 1)
-    if device["type"] == "cuda":
+    if device["type"] == "cuda" or "torch_threads" not in device:
         return text + (f", {processes} processes" if processes > 1 else "")
     workers = f" in each of {processes} processes" if processes > 1 else ""
-    return f"{text}, {device['torch_threads']} threads{workers}, {device['logical_cpus']} cores visible"
+    cores = f", {device['logical_cpus']} cores visible" if "logical_cpus" in device else ""
+    threads = device["torch_threads"]
+    return f"{text}, {threads} thread{'s' if threads != 1 else ''}{workers}{cores}"
+
+
+_VERSION_NAMES = {
+    "python": "Python",
+    "torch": "torch",
+    "numpy": "numpy",
+    "triton": "Triton",
+    "cuda": "CUDA",
+    "radam": "radam",
+}
+_UNCOMMITTED = "+uncommitted-changes"  # how the first experiments' format marks a dirty checkout
+
+
+def fields(provenance: dict[str, Any]) -> dict[str, str]:
+    """The provenance as text, field by field: ``command``, ``commit`` (``+dirty`` where tracked files differed from
+    it), ``device``, ``machine`` (the device's short name), ``versions``, ``date`` and, where seeds chose the numbers,
+    ``seeds``. It reads this module's format, the benchmarks' first one (without ``dirty``) and the experiments' first
+    one (``git_commit``, ``device`` as text, ``torch_version``...)."""
+    if "git_commit" in provenance:  # the first experiments' format
+        commit, device = provenance["git_commit"], provenance["device"]
+        dirty = commit.endswith(_UNCOMMITTED)
+        commit = commit.removesuffix(_UNCOMMITTED)
+        machine = device.split(",")[0]
+        found = {key: provenance.get(f"{key}_version") for key in ("python", "torch", "numpy")}
+        found["radam"] = provenance.get("package_version")
+    else:
+        commit, dirty = provenance["commit"] or "unknown", bool(provenance.get("dirty", False))
+        device, machine = _device_text(provenance["device"]), provenance["device"]["name"]
+        found = provenance["versions"]
+    versions = ", ".join(f"{label} {found[key]}" for key, label in _VERSION_NAMES.items() if found.get(key))
+    text = {
+        "command": provenance["command"],
+        "commit": commit[:12] + ("+dirty" if dirty else ""),
+        "device": device,
+        "machine": machine,
+        "versions": versions,
+        "date": provenance["date"].replace("T", " ").replace("+00:00", " UTC"),
+    }
+    if provenance.get("seeds") is not None:
+        text["seeds"] = ", ".join(str(seed) for seed in provenance["seeds"])
+    return text
 
 
 def summary(provenance: dict[str, Any]) -> str:
     """One line: the device, torch's version, the commit's first 12 digits (``+dirty`` where files differed) and the
-    date; for this format and the older one of the experiments."""
-    if "git_commit" in provenance:  # the first experiments' format
-        device, torch_version = provenance["device"], provenance["torch_version"]
-        commit = provenance["git_commit"][:12]
-    else:
-        device, torch_version = _device_text(provenance["device"]), provenance["versions"]["torch"]
-        commit = (provenance["commit"] or "unknown")[:12] + ("+dirty" if provenance["dirty"] else "")
-    return f"device: {device}; torch {torch_version}; commit {commit}; {provenance['date']}"
+    date; for every format :func:`fields` reads."""
+    text = fields(provenance)
+    torch_version = provenance["torch_version"] if "git_commit" in provenance else provenance["versions"]["torch"]
+    return f"device: {text['device']}; torch {torch_version}; commit {text['commit']}; {provenance['date']}"

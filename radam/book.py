@@ -14,7 +14,9 @@ torch for deterministic algorithms and fixes the figure size and resolution.
 from __future__ import annotations
 
 import ast
+import importlib.resources
 import inspect
+import json
 import os
 import random
 import re
@@ -30,6 +32,9 @@ __all__ = [
     "setup",
     "experiment_results",
     "provenance_line",
+    "cached_results",
+    "provenance_fields",
+    "provenance_table",
     "glue",
     "round_significant",
     "show_source",
@@ -74,11 +79,70 @@ def experiment_results(name: str, full: bool = False) -> dict[str, Any]:
     return load_cached(name)
 
 
-def provenance_line(results: dict[str, Any]) -> str:
-    """Where a result file's numbers came from, in one line: device, torch version, commit and date."""
+def provenance_line(document: dict[str, Any]) -> str:
+    """Where a result file's numbers came from, in one line: device, torch version, commit and date. ``document`` is
+    any result file the package ships (:func:`cached_results`): an experiment's, a benchmark's or a test record."""
     from radam import _provenance
 
-    return _provenance.summary(results["provenance"])
+    return _provenance.summary(_provenance.of(document))
+
+
+def cached_results() -> dict[str, dict[str, Any]]:
+    """Every result file shipped with the package, by its path under ``radam/data/``: the experiments' results
+    (``NAME.json``, and ``NAME-full.json`` once the GPU size has run), the benchmark records (``bench/``) and the
+    records of the tests that need a GPU (``test-records/``)."""
+    data = importlib.resources.files("radam").joinpath("data")
+    found = {}
+    for folder in ("", "bench", "test-records"):
+        place = data.joinpath(folder) if folder else data
+        for item in sorted(place.iterdir(), key=lambda item: item.name):
+            if item.name.endswith(".json"):
+                found[f"{folder}/{item.name}".lstrip("/")] = json.loads(item.read_text())
+    return found
+
+
+_SIZES = {"tiny": "test size", "default": "CPU size", "full": "GPU size"}
+
+
+def _what(document: dict[str, Any]) -> str:
+    if "experiment" in document:  # an experiment's results
+        figures = document["config"]["description"].split(":")[0].replace("of the paper", "of the RAdam paper")
+        return f"{len(document['runs'])} training runs, {_SIZES[document['size']]}: {figures}"
+    if "cases" in document:  # a benchmark record
+        if document.get("mode") == "host-only":
+            return "the fused step's host work, timed on a CPU"
+        return f"step times against torch on a {'GPU' if document['device']['type'] == 'cuda' else 'CPU'}"
+    counts = {
+        outcome: sum(run["counts"][outcome] for run in document["runs"]) for outcome in document["runs"][0]["counts"]
+    }
+    outcomes = ", ".join(f"{number} {outcome}" for outcome, number in counts.items() if number)
+    return f"the tests that need a CUDA GPU: {outcomes}"
+
+
+def provenance_fields(document: dict[str, Any]) -> dict[str, str]:
+    """What a result file holds and where its numbers came from, as text: ``what``, ``command``, ``commit``,
+    ``device``, ``machine`` (the device's short name), ``versions``, ``date`` and, where seeds chose the numbers,
+    ``seeds``. ``document`` is any file of :func:`cached_results`."""
+    from radam import _provenance
+
+    return {"what": _what(document), **_provenance.fields(_provenance.of(document))}
+
+
+def provenance_table(path: str, document: dict[str, Any]) -> _Table:
+    """A result file's provenance as a two-column table headed by its ``path`` and what it holds: the command that
+    made it, the commit, device, versions, date and seeds; for a test record also each pytest run's command and
+    outcome counts."""
+    found = provenance_fields(document)
+    rows = [[key, f"`{value}`" if key == "command" else value] for key, value in found.items()]
+    rows = [row for row in rows if row[0] not in ("what", "machine")]
+    test_runs = document["runs"] if str(document.get("schema", "")).startswith("radam.test-record") else []
+    for number, run in enumerate(test_runs, start=1):
+        counts = ", ".join(f"{count} {outcome}" for outcome, count in run["counts"].items() if count)
+        failed = [test["id"].split("::")[-1] for test in run["tests"] if test["outcome"] in ("failed", "error")]
+        rows.append([f"run {number}", f"`{run['command']}`: {counts}"])
+        if failed:
+            rows.append([f"run {number} failed", ", ".join(failed)])
+    return table([f"`{path}`", found["what"]], rows)
 
 
 def _set_plot_style() -> None:

@@ -1,5 +1,7 @@
 """radam.book: rounding for printed and glued numbers, setup's determinism, show_source, tables."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -102,3 +104,92 @@ def test_experiment_results_loads_the_cache_or_runs_the_full_size(monkeypatch):
     monkeypatch.setattr(experiments, "run_experiment", run_experiment)
     assert radam.book.experiment_results("lr-robustness", full=True) == cached
     assert calls == [("lr-robustness", "full")]
+
+
+def test_cached_results_lists_every_result_file_of_the_package():
+    """The experiments' results, the benchmark records and the test records, by their path under radam/data/."""
+    data = Path(radam.__file__).parent / "data"
+    files = [*data.glob("*.json"), *data.glob("bench/*.json"), *data.glob("test-records/*.json")]
+    expected = {str(path.relative_to(data)) for path in files}
+    found = radam.book.cached_results()
+    assert set(found) == expected and {"lr-robustness.json", "bench/cuda-nvidia-h200.json"} <= set(found)
+    assert found["lr-robustness.json"] == radam.book.experiment_results("lr-robustness")
+
+
+BENCH = {  # a benchmark record of the first format: provenance at the top level, no "dirty"
+    "schema": 1,
+    "command": "python -m radam.bench --device cuda --out-dir radam/data/bench",
+    "commit": "3cbaf3800bfeedfce13e86055fb9d0454708f370",
+    "date": "2026-11-26T01:44:01+00:00",
+    "device": {"type": "cuda", "name": "NVIDIA H200", "capability": "9.0"},
+    "versions": {"python": "3.12.3", "torch": "2.11.0+cu130", "triton": "3.6.0", "numpy": "2.5.2", "cuda": "13.0"},
+    "cases": {"gpt2": {}},
+}
+
+
+def test_provenance_of_a_benchmark_record():
+    assert radam.book.provenance_line(BENCH) == (
+        "device: cuda: NVIDIA H200; torch 2.11.0+cu130; commit 3cbaf3800bfe; 2026-11-26T01:44:01+00:00"
+    )
+    fields = radam.book.provenance_fields({**BENCH, "dirty": True, "mode": "host-only"})
+    assert fields == {
+        "what": "the fused step's host work, timed on a CPU",
+        "command": BENCH["command"],
+        "commit": "3cbaf3800bfe+dirty",
+        "device": "cuda: NVIDIA H200",
+        "machine": "NVIDIA H200",
+        "versions": "Python 3.12.3, torch 2.11.0+cu130, numpy 2.5.2, Triton 3.6.0, CUDA 13.0",
+        "date": "2026-11-26 01:44:01 UTC",
+    }
+    assert radam.book.provenance_fields(BENCH)["what"] == "step times against torch on a GPU"
+
+
+def test_provenance_of_an_experiment_in_the_first_format_keeps_its_uncommitted_mark():
+    first = {
+        "command": "python -m radam.experiments run x",
+        "package_version": "0.1.0",
+        "git_commit": "e25b23642c4797f6baf815c45479cd34e300ec38+uncommitted-changes",
+        "device": "cpu: x86_64, 1 threads in each of 2 processes, 2 cores visible",
+        "torch_version": "2.13.0+cpu",
+        "numpy_version": "2.4.6",
+        "python_version": "3.11.7",
+        "date": "2026-12-03T11:18:14+00:00",
+        "seeds": [0, 1],
+    }
+    document = {"experiment": "x", "size": "default", "provenance": first, "runs": [{}, {}, {}]}
+    document["config"] = {"description": "Figure 9 of the paper: something"}
+    fields = radam.book.provenance_fields(document)
+    assert fields["what"] == "3 training runs, CPU size: Figure 9 of the RAdam paper"
+    assert fields["commit"] == "e25b23642c47+dirty" and fields["machine"] == "cpu: x86_64"
+    assert fields["versions"] == "Python 3.11.7, torch 2.13.0+cpu, numpy 2.4.6, radam 0.1.0"
+    assert fields["seeds"] == "0, 1"
+    assert "commit e25b23642c47+dirty" in radam.book.provenance_line(document)
+
+
+def test_provenance_table_of_a_test_record_names_each_run_and_its_failures():
+    record = {
+        "schema": "radam.test-record/1",
+        "provenance": {**{k: BENCH[k] for k in ("command", "commit", "date", "device")}, "dirty": False},
+        "runs": [
+            {"command": "pytest a", "counts": {"passed": 3, "failed": 0}, "tests": []},
+            {
+                "command": "pytest b",
+                "counts": {"passed": 1, "failed": 1},
+                "tests": [{"id": "tests/t.py::test_x", "outcome": "failed"}, {"id": "t.py::y", "outcome": "passed"}],
+            },
+        ],
+    }
+    record["provenance"]["versions"] = {"torch": "2.11.0+cu130"}
+    shown = radam.book.provenance_table("test-records/x.json", record)
+    assert shown.header == ["`test-records/x.json`", "the tests that need a CUDA GPU: 4 passed, 1 failed"]
+    rows = dict(shown.rows)
+    assert rows["commit"] == "3cbaf3800bfe" and rows["versions"] == "torch 2.11.0+cu130"
+    assert rows["run 1"] == "`pytest a`: 3 passed" and rows["run 2"] == "`pytest b`: 1 passed, 1 failed"
+    assert rows["run 2 failed"] == "test_x" and "run 1 failed" not in rows and "seeds" not in rows
+
+
+def test_every_shipped_file_has_a_provenance_table():
+    for path, document in radam.book.cached_results().items():
+        rows = dict(radam.book.provenance_table(path, document).rows)
+        assert {"command", "commit", "device", "versions", "date"} <= set(rows), path
+        assert "+dirty" in rows["commit"] or len(rows["commit"]) == 12, path

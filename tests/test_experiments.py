@@ -204,7 +204,8 @@ def test_worker_processes_give_the_same_results_and_resume(tmp_path):
     cores = os.cpu_count()
     device = parallel["provenance"]["device"]
     assert (device["torch_threads"], device["processes"], device["logical_cpus"]) == (max(1, cores // 2), 2, cores)
-    threads = f"{max(1, cores // 2)} threads in each of 2 processes, {cores} cores visible"
+    per_process = max(1, cores // 2)
+    threads = f"{per_process} thread{'s' if per_process > 1 else ''} in each of 2 processes, {cores} cores visible"
     assert threads in radam.book.provenance_line(parallel)
     assert _metrics(parallel)[1:] == _metrics(reference)[1:]
     assert not folder.exists()

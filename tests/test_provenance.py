@@ -43,7 +43,7 @@ def test_summary_reads_both_formats():
         "versions": {"torch": "2.13.0+cpu"},
     }
     assert _provenance.summary(new) == (
-        "device: cpu: AMD EPYC, 1 threads in each of 8 processes, 2 cores visible; "
+        "device: cpu: AMD EPYC, 1 thread in each of 8 processes, 2 cores visible; "
         "torch 2.13.0+cpu; commit 0123456789ab+dirty; 2026-12-03"
     )
     gpu = {**new, "dirty": False, "device": {"type": "cuda", "name": "NVIDIA H200"}}
