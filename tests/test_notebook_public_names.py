@@ -1,5 +1,6 @@
-"""Chapters 5 and 7 reach the package through public names only, so that a rename inside the package cannot break
-them silently: no ``radam.<module>._private`` attribute, no private module, no ``optimizer._...`` attribute."""
+"""Chapters 5 and 7 and the appendix on reproducing results reach the package through public names only, so that a
+rename inside the package cannot break them silently: no ``radam.<module>._private`` attribute, no private module,
+no ``optimizer._...`` attribute."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 PRIVATE = re.compile(r"\bradam(?:\.\w+)*\._\w+|\b(?:optimizer|opt)\._\w+|from radam(?:\.\w+)* import _\w+")
 
 
-@pytest.mark.parametrize("name", ["05_radam_in_code.ipynb", "07_performance.ipynb"])
+@pytest.mark.parametrize("name", ["05_radam_in_code.ipynb", "07_performance.ipynb", "reproducing_results.ipynb"])
 def test_code_cells_use_public_names_only(name):
     cells = json.loads((NOTEBOOKS / name).read_text())["cells"]
     found = [
