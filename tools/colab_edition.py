@@ -116,12 +116,14 @@ def _raw_base(repository_url: str, commit: str) -> str:
 def _with_edition_note(markdown: str, index: BookIndex, page: str, commit: str) -> str:
     """The first Markdown cell with a note under the title (its Colab badge already opens the edition:
     ``make repository-url`` keeps it so, and a test checks it)."""
-    chapter = index.chapters().index(page) + 1
+    chapter = index.chapter_numbers.get(page)
+    numbered = chapter is not None  # pages outside the numbered parts are the appendix
+    kind, name = (f"chapter {chapter}", "chapter") if numbered else ("an appendix", "appendix")
     note = (
-        f"> This is the Colab edition of chapter {chapter} of *{index.config['title']}*. The chapter's "
+        f"> This is the Colab edition of {kind} of *{index.config['title']}*. The {name}'s "
         f"[page on the book's website]({index.page_url(page)}) shows the same text and outputs. The first code cell "
         f"installs the `radam` package as of commit [`{commit[:7]}`]({index.repository_url}/tree/{commit}), "
-        "the version this chapter was written for."
+        f"the version this {name} was written for."
     )
     lines = markdown.split("\n")
     title = next((k for k, line in enumerate(lines) if line.startswith("# ")), -1)
