@@ -88,12 +88,13 @@ def provenance_line(document: dict[str, Any]) -> str:
 
 
 def cached_results() -> dict[str, dict[str, Any]]:
-    """Every result file shipped with the package, by its path under ``radam/data/``: the experiments' results
-    (``NAME.json``, and ``NAME-full.json`` once the GPU size has run), the benchmark records (``bench/``) and the
-    records of the tests that need a GPU (``test-records/``)."""
+    """Every result file the book's chapters load, by its path under ``radam/data/``: the experiments' results
+    (``NAME.json``, and ``NAME-full.json`` once the GPU size has run) and the benchmark records (``bench/``). The
+    records of the GPU tests (``test-records/``) are the repository's, not the book's: read them with
+    :func:`provenance_table` directly."""
     data = importlib.resources.files("radam").joinpath("data")
     found = {}
-    for folder in ("", "bench", "test-records"):
+    for folder in ("", "bench"):
         place = data.joinpath(folder) if folder else data
         for item in sorted(place.iterdir(), key=lambda item: item.name):
             if item.name.endswith(".json"):

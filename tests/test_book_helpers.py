@@ -107,12 +107,13 @@ def test_experiment_results_loads_the_cache_or_runs_the_full_size(monkeypatch):
 
 
 def test_cached_results_lists_every_result_file_of_the_package():
-    """The experiments' results, the benchmark records and the test records, by their path under radam/data/."""
+    """The experiments' results and the benchmark records, by their path under radam/data/ (not the test records)."""
     data = Path(radam.__file__).parent / "data"
-    files = [*data.glob("*.json"), *data.glob("bench/*.json"), *data.glob("test-records/*.json")]
+    files = [*data.glob("*.json"), *data.glob("bench/*.json")]
     expected = {str(path.relative_to(data)) for path in files}
     found = radam.book.cached_results()
     assert set(found) == expected and {"lr-robustness.json", "bench/cuda-nvidia-h200.json"} <= set(found)
+    assert not any(path.startswith("test-records/") for path in found)
     assert found["lr-robustness.json"] == radam.book.experiment_results("lr-robustness")
 
 
