@@ -180,7 +180,9 @@ def fields(provenance: dict[str, Any]) -> dict[str, str]:
         commit, device = provenance["git_commit"], provenance["device"]
         dirty = commit.endswith(_UNCOMMITTED)
         commit = commit.removesuffix(_UNCOMMITTED)
-        machine = device.split(",")[0]
+        device = device.replace(" 1 threads ", " 1 thread ")  # the first format wrote "1 threads"
+        kind, _, name = device.split(",")[0].partition(": ")
+        machine = f"{name} {kind.upper()}" if name else kind  # "x86_64 CPU": that format kept no model name
         found = {key: provenance.get(f"{key}_version") for key in ("python", "torch", "numpy")}
         found["radam"] = provenance.get("package_version")
     else:

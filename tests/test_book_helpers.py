@@ -161,7 +161,8 @@ def test_provenance_of_an_experiment_in_the_first_format_keeps_its_uncommitted_m
     document["config"] = {"description": "Figure 9 of the paper: something"}
     fields = radam.book.provenance_fields(document)
     assert fields["what"] == "3 training runs, CPU size: Figure 9 of the RAdam paper"
-    assert fields["commit"] == "e25b23642c47+dirty" and fields["machine"] == "cpu: x86_64"
+    assert fields["commit"] == "e25b23642c47+dirty" and fields["machine"] == "x86_64 CPU"
+    assert fields["device"].startswith("cpu: x86_64, 1 thread in each")
     assert fields["versions"] == "Python 3.11.7, torch 2.13.0+cpu, numpy 2.4.6, radam 0.1.0"
     assert fields["seeds"] == "0, 1"
     assert "commit e25b23642c47+dirty" in radam.book.provenance_line(document)

@@ -56,7 +56,7 @@ def test_summary_reads_both_formats():
         "torch_version": "2.13.0",
     }
     assert _provenance.summary(first) == (
-        "device: cpu: x86_64, 1 threads in each of 8 processes, 2 cores visible; "
+        "device: cpu: x86_64, 1 thread in each of 8 processes, 2 cores visible; "
         "torch 2.13.0; commit d64278b1ad27; 2026-12-03"
     )
 
